@@ -1,0 +1,17 @@
+# vqvideo: Predicting Video with VQ-VAE, end to end. The paper's configuration is the default;
+# `--configfile config/demo.yaml` runs the small CPU demo. Rules live in workflow/rules/.
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,280 @@
+"""Typed configuration, built from a validated YAML file.
+
+The JSON schema (``schemas/config.schema.yaml``) is the single source of defaults and allowed values; this
+module validates a config against it (filling defaults) and turns it into the dataclasses below. Only the CLI
+calls :func:`load_config`; models and stages take the dataclasses (or plain arguments) they need.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(str(resources.files("vqvideo") / "schemas" / "config.schema.yaml"))
+
+
+class ConfigError(ValueError):
+    """A config that does not satisfy the schema; the message names the key."""
+
+
+# --------------------------------------------------------------------------------------------- sections
+@dataclass
+class TrainConfig:
+    batch_size: int = 16
+    steps: int = 1_000_000
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    amp: bool = True
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    eval_every: int = 5000
+    eval_batches: int = 16
+    num_workers: int = 4
+    threads: int = 0
+
+
+@dataclass
+class DemoConfig:
+    enabled: bool = False
+    n_videos: int = 32
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    videos: str = "data/kinetics600"
+    annotations: str | None = None
+    default_split: str = "train"
+    frames: int = 16
+    fps: float = 25
+    resolution: int = 256
+    stride: int = 16
+    max_clips_per_video: int | None = None
+    frame_folder_fps: float = 25
+    shard_size: int = 512
+    workers: int = 4
+
+
+@dataclass
+class VQVAEModelConfig:
+    pass
+
+
+@dataclass
+class VQVAEConfig:
+    model: VQVAEModelConfig = field(default_factory=VQVAEModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class EncodeConfig:
+    batch_size: int = 16
+
+
+@dataclass
+class TopPriorModelConfig:
+    pass
+
+
+@dataclass
+class TopPriorConfig:
+    model: TopPriorModelConfig = field(default_factory=TopPriorModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class BottomPriorModelConfig:
+    pass
+
+
+@dataclass
+class BottomPriorConfig:
+    model: BottomPriorModelConfig = field(default_factory=BottomPriorModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class SamplingConfig:
+    cond_frames: int = 4
+    samples_per_clip: int = 1
+    temperature: float = 1.0
+    batch_size: int = 8
+    seed: int = 0
+    max_clips: int | None = None
+    shard_size: int = 256
+
+
+@dataclass
+class EvaluationConfig:
+    split: str = "val"
+    resolutions: list[int] = field(default_factory=lambda: [64, 256])
+    folds: int = 2
+
+
+@dataclass
+class HumanEvalConfig:
+    n_pairs: int = 30
+    seed: int = 0
+    ratings_dir: str = "ratings"
+    min_judgements: int = 13
+
+
+@dataclass
+class ResourcesConfig:
+    gpus: int = 0
+    tasks: int = 1
+    cpus_per_task: int = 1
+    mem_mb: int = 4000
+    runtime: int = 60
+
+
+@dataclass
+class SlurmConfig:
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    results: str = "results"
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    top_prior: TopPriorConfig = field(default_factory=TopPriorConfig)
+    bottom_prior: BottomPriorConfig = field(default_factory=BottomPriorConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    human_eval: HumanEvalConfig = field(default_factory=HumanEvalConfig)
+    resources: dict[str, ResourcesConfig] = field(default_factory=dict)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def hash(self) -> str:
+        """Short content hash of the validated config (written into results so they say what made them)."""
+        return config_hash(self.raw)
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.results)
+
+    def resources_for(self, rule: str) -> ResourcesConfig:
+        return self.resources.get(rule) or self.resources.get("default") or ResourcesConfig()
+
+
+# --------------------------------------------------------------------------------------------- loading
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _with_defaults(validator_class, root: dict):
+    """A validator that also fills ``default`` values in place (the jsonschema FAQ recipe).
+
+    Only local ``#/definitions/NAME`` references occur in our schema; they are looked up in ``root``.
+    """
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "$ref" in sub:
+                    sub = root["definitions"][sub["$ref"].rsplit("/", 1)[-1]]
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, json.loads(json.dumps(sub["default"])))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        where = f"'{key}'" if error.absolute_path else "the top level"
+        return f"unknown config key(s) {', '.join(repr(e) for e in extra)} in {where}; allowed: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"config key '{key}' = {error.instance!r} is not one of {error.validator_value}"
+    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"config key '{key}' = {error.instance!r} is out of range ({error.validator} {error.validator_value})"
+    return f"config key '{key}': {error.message}"
+
+
+def validate(raw: dict) -> dict:
+    """Validate ``raw`` against the schema, fill defaults, and return it; raise ConfigError naming the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError("a config file must hold a mapping of keys")
+    schema = load_schema()
+    cls = _with_defaults(jsonschema.validators.validator_for(schema), schema)
+    errors = sorted(cls(schema).iter_errors(raw), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
+    return raw
+
+
+def _build(cls, data):
+    """Turn a validated mapping into the dataclass ``cls`` (recursively)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "raw" or f.name not in data:
+            continue
+        kwargs[f.name] = _convert(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _convert(tp, value):
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is dict and args and dataclasses.is_dataclass(args[1]):
+        return {k: _build(args[1], v) for k, v in value.items()}
+    if origin is tuple:
+        return tuple(value)
+    return value
+
+
+def config_from_dict(raw: dict) -> Config:
+    raw = validate(json.loads(json.dumps(raw)))
+    cfg = _build(Config, raw)
+    cfg.raw = raw
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read, merge dotted ``overrides`` ({"data.fps": 30}), validate and build. ``path=None`` gives the defaults."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        raw = yaml.safe_load(path.read_text()) or {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return config_from_dict(raw)
+
+
+def config_hash(raw: dict) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
