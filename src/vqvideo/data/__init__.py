@@ -1,0 +1,1 @@
+"""Data: video decoding, HDF5 shards, demo videos, Datasets."""

@@ -1,0 +1,85 @@
+"""Atomic HDF5 shards: the storage contract between stages.
+
+Every shard is written to a temporary name beside its final path, flushed and fsynced, then renamed, so a
+reader never sees a half-written shard and a killed job leaves either the old state or the finished shard.
+Datasets with a leading sample axis are chunked one sample per chunk (random access for Datasets).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+
+def write_shard(path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None,
+                compression: str | None = None) -> Path:
+    """Write ``arrays`` (each ``[N, ...]``) and ``attrs`` to ``path`` atomically; return the path.
+
+    ``compression`` (e.g. ``"lzf"``) applies to arrays with more than one dimension.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name, arr in arrays.items():
+                arr = np.asarray(arr)
+                chunks = (1, *arr.shape[1:]) if arr.ndim > 1 and arr.shape[0] > 0 else None
+                f.create_dataset(name, data=arr, chunks=chunks,
+                                 compression=compression if arr.ndim > 1 and arr.shape[0] > 0 else None)
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = "" if value is None else value
+            f.flush()
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def read_shard(path: str | Path, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read whole datasets (all, or ``names``) and the attrs of one shard into memory."""
+    with h5py.File(path, "r") as f:
+        keys = names if names is not None else list(f.keys())
+        return {k: f[k][()] for k in keys}, dict(f.attrs)
+
+
+def shard_length(path: str | Path, name: str) -> int:
+    with h5py.File(path, "r") as f:
+        return int(f[name].shape[0])
+
+
+def list_shards(folder: str | Path, pattern: str = "*.h5") -> list[Path]:
+    """Finished shards in ``folder`` (temporary files start with a dot and are never listed), sorted."""
+    return sorted(p for p in Path(folder).glob(pattern) if not p.name.startswith("."))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a small text file (CSV, JSON) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
