@@ -185,7 +185,7 @@ def load_schema() -> dict:
 def _with_defaults(validator_class, root: dict):
     """A validator that also fills ``default`` values in place (the jsonschema FAQ recipe).
 
-    Only local ``#/definitions/NAME`` references occur in our schema; they are looked up in ``root``.
+    Only local ``#/$defs/NAME`` references occur in our schema; they are looked up in ``root``.
     """
     validate_properties = validator_class.VALIDATORS["properties"]
 
@@ -193,7 +193,7 @@ def _with_defaults(validator_class, root: dict):
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if isinstance(sub, dict) and "$ref" in sub:
-                    sub = root["definitions"][sub["$ref"].rsplit("/", 1)[-1]]
+                    sub = root["$defs"][sub["$ref"].rsplit("/", 1)[-1]]
                 if isinstance(sub, dict) and "default" in sub:
                     instance.setdefault(name, json.loads(json.dumps(sub["default"])))
         yield from validate_properties(validator, properties, instance, schema)
