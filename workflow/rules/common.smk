@@ -12,5 +12,5 @@ CONFIGFILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfile
 
 
 def final_outputs():
-    """What `snakemake` (rule all) builds: each stage adds its end products here."""
+    """The default target: each stage adds its end products here."""
     return []
