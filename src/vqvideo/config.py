@@ -114,6 +114,11 @@ class SamplingConfig:
     seed: int = 0
     max_clips: int | None = None
     shard_size: int = 256
+    method: str = "incremental"
+    device: str = "auto"
+    threads: int = 0
+    grid_clips: int = 4
+    fps: float = 8
 
 
 @dataclass
