@@ -132,8 +132,14 @@ class EvaluationConfig:
 class HumanEvalConfig:
     n_pairs: int = 30
     seed: int = 0
+    name_a: str = "ours"
+    name_b: str = "copy_last"
+    resolution: int | None = 64
+    upscale: int = 4
+    fps: float | None = None
     ratings_dir: str = "ratings"
     min_judgements: int = 13
+    bootstrap: int = 2000
 
 
 @dataclass
