@@ -69,7 +69,24 @@ class DataConfig:
 
 @dataclass
 class VQVAEModelConfig:
-    pass
+    in_channels: int = 3
+    hidden: int = 128
+    res_hidden: int = 32
+    res_layers: int = 2
+    codebook_size: int = 512
+    codebook_dim: int = 64
+    bottom_kernel: list[int] = field(default_factory=lambda: [4, 8, 8])
+    bottom_stride: list[int] = field(default_factory=lambda: [2, 4, 4])
+    top_kernel: list[int] = field(default_factory=lambda: [4, 4, 4])
+    top_stride: list[int] = field(default_factory=lambda: [2, 2, 2])
+    upsample_kernel: list[int] = field(default_factory=lambda: [4, 8, 8])
+    upsample_stride: list[int] = field(default_factory=lambda: [2, 4, 4])
+    beta: float = 0.25
+    decay: float = 0.99
+    epsilon: float = 1e-5
+    restart_threshold: float = 1.0
+    codebook_init: str = "random"
+    bottom_mask_rate: float = 0.1
 
 
 @dataclass
@@ -81,6 +98,9 @@ class VQVAEConfig:
 @dataclass
 class EncodeConfig:
     batch_size: int = 16
+    predicted_latents: str = "full_clip"
+    device: str = "auto"
+    threads: int = 0
 
 
 @dataclass
@@ -113,7 +133,6 @@ class SamplingConfig:
     batch_size: int = 8
     seed: int = 0
     max_clips: int | None = None
-    shard_size: int = 256
     method: str = "incremental"
     device: str = "auto"
     threads: int = 0
@@ -149,6 +168,10 @@ class ResourcesConfig:
     cpus_per_task: int = 1
     mem_mb: int = 4000
     runtime: int = 60
+    partition: str | None = None
+    gres: str | None = None
+    constraint: str | None = None
+    slurm_extra: str | None = None
 
 
 @dataclass
@@ -156,6 +179,7 @@ class SlurmConfig:
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
+    extra: str | None = None
 
 
 @dataclass

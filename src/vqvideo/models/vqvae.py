@@ -1,0 +1,199 @@
+"""Hierarchical video VQ-VAE (paper section 3.1 and Table 3), in the style of VQ-VAE-2.
+
+Shapes for the paper configuration (``x`` is ``[B, 3, 16, 256, 256]``, float in [-1, 1]):
+
+    encoder, first stage   conv 4x8x8 / stride 2x4x4, conv 3, residual stack  -> h_b [B, hidden, 8, 64, 64]
+    encoder, second stage  conv 4x4x4 / stride 2x2x2, conv 3, residual stack  -> h_t [B, hidden, 4, 32, 32]
+    quantize               1x1x1 conv to D, EMA codebooks (K codes each)      -> top [B, 4, 32, 32], bottom [B, 8, 64, 64]
+    top decoder            conv 3, residual stack, transposed conv 4x4x4 / 2x2x2 -> [B, D, 8, 64, 64]
+    decoder                concat(top decoded, bottom latents) [B, 2D, 8, 64, 64], conv 3, residual stack,
+                           transposed conv 4x8x8 / stride 2x4x4                -> [B, 3, 16, 256, 256]
+
+Choices the paper leaves open (config/config.yaml says why): one strided conv per stage as in Table 3 with
+padding (kernel - stride) / 2 so every size divides exactly; no normalisation layers (as VQ-VAE-2); the
+bottom codes are quantized from the first-stage features alone (not conditioned on the top codes), so the
+bottom codes of a clip do not depend on the top level; during training the bottom latents in the decoder
+input are zeroed for a random ``bottom_mask_rate`` share of the clips, so the decoder learns to reconstruct
+from the top level alone (``reconstruct(x, mask_bottom=True)`` shows what the top level carries).
+
+The model takes plain arguments (``VQVAE(**model_config)``); it never reads files or configs.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vqvideo.models.quantizer import EMAQuantizer
+
+
+def _same_padding(kernel: Sequence[int], stride: Sequence[int]) -> tuple[int, ...]:
+    """Padding that makes a strided conv divide each size by its stride exactly (and its transpose invert it)."""
+    pad = []
+    for k, s in zip(kernel, stride):
+        if (k - s) % 2 or k < s:
+            raise ValueError(f"kernel {list(kernel)} and stride {list(stride)}: each kernel - stride must be even and >= 0")
+        pad.append((k - s) // 2)
+    return tuple(pad)
+
+
+class ResidualStack(nn.Module):
+    """``layers`` residual units (ReLU, conv 3 to ``res_hidden``, ReLU, conv 1 back), then ReLU. Keeps shape."""
+
+    def __init__(self, hidden: int, res_hidden: int, layers: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.ReLU(), nn.Conv3d(hidden, res_hidden, 3, padding=1), nn.ReLU(),
+                          nn.Conv3d(res_hidden, hidden, 1))
+            for _ in range(layers))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            h = h + block(h)
+        return F.relu(h)
+
+
+class DownStage(nn.Module):
+    """Strided conv (``kernel``/``stride``), ReLU, conv 3, residual stack: ``[B, c_in, T, H, W] -> [B, hidden, T/st, H/sh, W/sw]``."""
+
+    def __init__(self, c_in, hidden, res_hidden, layers, kernel, stride):
+        super().__init__()
+        self.down = nn.Conv3d(c_in, hidden, tuple(kernel), tuple(stride), _same_padding(kernel, stride))
+        self.conv = nn.Conv3d(hidden, hidden, 3, padding=1)
+        self.res = ResidualStack(hidden, res_hidden, layers)
+
+    def forward(self, x):
+        return self.res(self.conv(F.relu(self.down(x))))
+
+
+class UpStage(nn.Module):
+    """Conv 3, residual stack, transposed conv (``kernel``/``stride``): multiplies each size by its stride."""
+
+    def __init__(self, c_in, hidden, res_hidden, layers, c_out, kernel, stride):
+        super().__init__()
+        self.conv = nn.Conv3d(c_in, hidden, 3, padding=1)
+        self.res = ResidualStack(hidden, res_hidden, layers)
+        self.up = nn.ConvTranspose3d(hidden, c_out, tuple(kernel), tuple(stride), _same_padding(kernel, stride))
+
+    def forward(self, h):
+        return self.up(self.res(self.conv(h)))
+
+
+class VQVAE(nn.Module):
+    """Two-level video VQ-VAE. Arguments are the keys of ``vqvae.model`` in the config (see the schema)."""
+
+    def __init__(self, in_channels: int = 3, hidden: int = 128, res_hidden: int = 32, res_layers: int = 2,
+                 codebook_size: int = 512, codebook_dim: int = 64,
+                 bottom_kernel: Sequence[int] = (4, 8, 8), bottom_stride: Sequence[int] = (2, 4, 4),
+                 top_kernel: Sequence[int] = (4, 4, 4), top_stride: Sequence[int] = (2, 2, 2),
+                 upsample_kernel: Sequence[int] = (4, 8, 8), upsample_stride: Sequence[int] = (2, 4, 4),
+                 beta: float = 0.25, decay: float = 0.99, epsilon: float = 1e-5, restart_threshold: float = 0.0,
+                 codebook_init: str = "random", bottom_mask_rate: float = 0.1):
+        super().__init__()
+        if list(upsample_stride) != list(bottom_stride):
+            raise ValueError("upsample_stride must undo bottom_stride so the output has the input's size")
+        self.bottom_stride, self.top_stride = tuple(bottom_stride), tuple(top_stride)
+        self.bottom_mask_rate = bottom_mask_rate
+        d = codebook_dim
+        self.enc_bottom = DownStage(in_channels, hidden, res_hidden, res_layers, bottom_kernel, bottom_stride)
+        self.enc_top = DownStage(hidden, hidden, res_hidden, res_layers, top_kernel, top_stride)
+        self.pre_bottom = nn.Conv3d(hidden, d, 1)
+        self.pre_top = nn.Conv3d(hidden, d, 1)
+        q = dict(beta=beta, decay=decay, epsilon=epsilon, restart_threshold=restart_threshold, init=codebook_init)
+        self.quant_bottom = EMAQuantizer(codebook_size, d, **q)
+        self.quant_top = EMAQuantizer(codebook_size, d, **q)
+        self.dec_top = UpStage(d, hidden, res_hidden, res_layers, d, top_kernel, top_stride)
+        self.dec = UpStage(2 * d, hidden, res_hidden, res_layers, in_channels, upsample_kernel, upsample_stride)
+
+    # ------------------------------------------------------------------------------------------ shapes
+    def latent_shapes(self, frames: int, height: int, width: int) -> dict[str, list[int]]:
+        """``{"top": [t, h, w], "bottom": [t, h, w]}`` for an input of ``frames x height x width``."""
+        bottom = [s // k for s, k in zip((frames, height, width), self.bottom_stride)]
+        top = [s // k for s, k in zip(bottom, self.top_stride)]
+        return {"top": top, "bottom": bottom}
+
+    # ------------------------------------------------------------------------------------------ parts
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, C, T, H, W]`` -> pre-quantization latents ``(z_top [B, D, t, h, w], z_bottom [B, D, T', H', W'])``."""
+        h_b = self.enc_bottom(x)
+        h_t = self.enc_top(h_b)
+        return self.pre_top(h_t), self.pre_bottom(h_b)
+
+    def _decode(self, q_top: torch.Tensor, q_bottom: torch.Tensor) -> torch.Tensor:
+        """Code vectors ``[B, D, t, h, w]``, ``[B, D, T', H', W']`` -> video ``[B, C, T, H, W]``."""
+        up = self.dec_top(q_top)
+        return self.dec(torch.cat([up, q_bottom.to(up.dtype)], 1))
+
+    # ------------------------------------------------------------------------------------------ API
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
+        """Reconstruct ``x [B, C, T, H, W]`` (float in [-1, 1]); returns ``(recon [B, C, T, H, W], out)``.
+
+        ``out``: ``loss`` (reconstruction MSE + both commitment losses, a tensor), ``recon_loss``,
+        ``commit_top``, ``commit_bottom`` (tensors) and the floats ``usage_top``, ``perplexity_top``,
+        ``usage_bottom``, ``perplexity_bottom`` (this batch, all replicas), ``masked`` (share of clips masked).
+        In training mode the codebooks are updated (EMA) and the bottom latents of a random
+        ``bottom_mask_rate`` share of the clips are zeroed in the decoder input.
+        """
+        z_t, z_b = self._encode(x)
+        q_t, _, commit_t, m_t = self.quant_top(z_t)
+        q_b, _, commit_b, m_b = self.quant_bottom(z_b)
+        masked = 0.0
+        if self.training and self.bottom_mask_rate > 0:
+            keep = (torch.rand(x.shape[0], device=x.device) >= self.bottom_mask_rate).to(q_b.dtype)
+            q_b = q_b * keep.view(-1, 1, 1, 1, 1)
+            masked = float(1 - keep.mean())
+        recon = self._decode(q_t, q_b)
+        recon_loss = F.mse_loss(recon.float(), x.float())
+        out = {"loss": recon_loss + commit_t + commit_b, "recon_loss": recon_loss,
+               "commit_top": commit_t, "commit_bottom": commit_b, "masked": masked}
+        out.update({f"{k}_top": v for k, v in m_t.items()})
+        out.update({f"{k}_bottom": v for k, v in m_b.items()})
+        return recon, out
+
+    @torch.no_grad()
+    def encode_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, C, T, H, W]`` -> codes ``(top [B, T/4, H/8, W/8], bottom [B, T/2, H/4, W/4])`` long.
+
+        Paper sizes: ``[B, 3, 16, 256, 256]`` -> ``top [B, 4, 32, 32]``, ``bottom [B, 8, 64, 64]``.
+        """
+        z_t, z_b = self._encode(x)
+        return self._codes(self.quant_top, z_t), self._codes(self.quant_bottom, z_b)
+
+    @staticmethod
+    def _codes(quant: EMAQuantizer, z: torch.Tensor) -> torch.Tensor:
+        flat = torch.movedim(z.float(), 1, -1)
+        return quant.nearest(flat.reshape(-1, flat.shape[-1])).view(flat.shape[:-1])
+
+    @torch.no_grad()
+    def decode_codes(self, top: torch.Tensor, bottom: torch.Tensor | None) -> torch.Tensor:
+        """Codes ``top [B, t, h, w]``, ``bottom [B, T', H', W']`` (any integer dtype) -> video ``[B, C, T, H, W]``.
+
+        ``bottom=None`` decodes with the bottom level masked (zeros), as in training's masking.
+        """
+        q_t = self.quant_top.embed(top.long())
+        if bottom is None:
+            shape = [s * k for s, k in zip(q_t.shape[2:], self.top_stride)]
+            q_b = q_t.new_zeros(q_t.shape[0], q_t.shape[1], *shape)
+        else:
+            q_b = self.quant_bottom.embed(bottom.long())
+        return self._decode(q_t, q_b)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, mask_bottom: bool = False) -> torch.Tensor:
+        """Encode and decode ``x [B, C, T, H, W]`` without touching the codebooks; ``mask_bottom`` zeroes the
+        bottom level in the decoder input, leaving what the top level carries."""
+        top, bottom = self.encode_codes(x)
+        return self.decode_codes(top, None if mask_bottom else bottom)
+
+
+def video_to_input(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 clips ``[B, T, H, W, 3]`` -> model input float ``[B, 3, T, H, W]`` in [-1, 1]."""
+    return clips.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def output_to_video(x: torch.Tensor) -> torch.Tensor:
+    """Model output ``[B, 3, T, H, W]`` in [-1, 1] -> uint8 ``[B, T, H, W, 3]`` (rounded, clamped)."""
+    return x.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1)
