@@ -5,6 +5,9 @@ from pathlib import Path
 from snakemake.utils import validate
 
 
+# the keys each resources entry names itself, before the schema fills its defaults: the keys an entry leaves
+# out come from resources.default (see rule_resources)
+_RESOURCES_GIVEN = {k: dict(v or {}) for k, v in (config.get("resources") or {}).items()}
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = config["results"]
@@ -14,3 +17,68 @@ CONFIGFILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfile
 def final_outputs():
     """The default target: each stage adds its end products here."""
     return []
+
+
+def rule_settings(name):
+    """config["resources"][name] merged over config["resources"]["default"] (the schema fills the rest)."""
+    res = config["resources"]
+    merged = dict(res.get("default") or {})
+    merged.update(_RESOURCES_GIVEN.get(name, {}))
+    return merged
+
+
+def rule_resources(name):
+    """Snakemake resources for the jobs of `name`, from config.
+
+    In a .smk file:  resources: **rule_resources("train_vqvae")
+
+    One job is one SLURM task with `cpus_per_task` CPUs, `mem_mb`, `runtime` minutes and `gpus` GPUs
+    (Snakemake's `gpu` resource: `--gpus` with the SLURM plugin, and a countable resource for
+    `--resources gpu=1` on one machine). DDP replicas (`tasks`) are processes that torchrun starts inside
+    that task (see `launcher`), so `tasks_per_gpu=0` stops the plugin asking for a task per GPU.
+    Partition, account, qos and extra sbatch flags come from the `slurm` section; empty ones are left out.
+    """
+    r = rule_settings(name)
+    slurm = config["slurm"]
+    out = {
+        "mem_mb": r["mem_mb"],
+        "runtime": r["runtime"],
+        "cpus_per_task": r["cpus_per_task"],
+    }
+    if r.get("gres"):
+        out["gres"] = r["gres"]
+    elif r["gpus"] > 0:
+        out["gpu"] = r["gpus"]
+    if r.get("gres") or r["gpus"] > 0:
+        out["tasks_per_gpu"] = 0
+    else:
+        out["tasks"] = 1
+    optional = {
+        "slurm_partition": r.get("partition") or slurm.get("partition"),
+        "slurm_account": slurm.get("account"),
+        "qos": slurm.get("qos"),
+        "constraint": r.get("constraint"),
+        "slurm_extra": " ".join(x for x in (slurm.get("extra"), r.get("slurm_extra")) if x) or None,
+    }
+    out.update({k: v for k, v in optional.items() if v is not None})
+    return out
+
+
+def rule_threads(name):
+    """Threads for the jobs of `name` (its cpus_per_task).
+
+    In a .smk file:  threads: rule_threads("train_vqvae")
+    """
+    return rule_settings(name)["cpus_per_task"]
+
+
+def launcher(name):
+    """The command that starts `vqvideo` for `name`; plain, or torchrun over `tasks` DDP processes on one node.
+
+    Use in a shell line as `{params.launch} train-vqvae ...` with `params: launch=launcher("x")`.
+    The training harness reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) to set up DDP.
+    """
+    tasks = rule_settings(name)["tasks"]
+    if tasks <= 1:
+        return "vqvideo"
+    return f"torchrun --standalone --nnodes=1 --nproc-per-node={tasks} -m vqvideo.cli"
