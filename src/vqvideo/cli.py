@@ -99,7 +99,63 @@ def add_predict(sub):
     p.set_defaults(func=run)
 
 
-COMMANDS = [add_check_config, add_sample, add_predict]
+def add_train_vqvae(sub):
+    p = _parser(sub, "train-vqvae", "train the hierarchical video VQ-VAE (resumes results/vqvae/checkpoint.pt)")
+    p.add_argument("--data", type=Path, default=None, help="prepared data folder (default: RESULTS/data)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/vqvae)")
+    p.add_argument("--steps", type=int, default=None, help="override vqvae.train.steps")
+
+    def run(args):
+        import json
+
+        from vqvideo.train.vqvae import train_vqvae
+
+        cfg = _load(args, {"steps": "vqvae.train.steps"})
+        metrics = train_vqvae(cfg, args.data or cfg.results_dir / "data", args.out or cfg.results_dir / "vqvae")
+        if metrics:
+            print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def add_encode(sub):
+    p = _parser(sub, "encode", "encode one data shard into latent codes (+ reconstructions with --recon)")
+    p.add_argument("--shard", type=Path, required=True, help="data shard, e.g. results/data/shards/val-00000.h5")
+    p.add_argument("--out", type=Path, required=True, help="latent shard, e.g. results/latents/val/shard-00000.h5")
+    p.add_argument("--recon", type=Path, default=None, help="also write reconstructions (sample-shard layout) here")
+    p.add_argument("--checkpoint", type=Path, default=None, help="VQ-VAE checkpoint (default: RESULTS/vqvae/checkpoint.pt)")
+    p.add_argument("--manifest", type=Path, default=None, help="clip manifest (default: the shard's data folder)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="override encode.batch_size")
+
+    def run(args):
+        from vqvideo.encode import encode_shard
+
+        cfg = _load(args, {"batch_size": "encode.batch_size"})
+        encode_shard(cfg, args.checkpoint or cfg.results_dir / "vqvae" / "checkpoint.pt", args.shard, args.out,
+                     recon=args.recon, manifest=args.manifest)
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def add_summary(sub):
+    p = _parser(sub, "summary", "parameter counts, latent shapes and bit rates of the configured models")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def run(args):
+        import json
+
+        from vqvideo.summary import format_summary, summarize
+
+        summary = summarize(_load(args, {}))
+        print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+COMMANDS = [add_check_config, add_sample, add_predict, add_train_vqvae, add_encode, add_summary]
 
 
 def build_parser() -> argparse.ArgumentParser:

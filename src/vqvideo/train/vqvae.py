@@ -1,0 +1,142 @@
+"""The VQ-VAE training stage (``vqvideo train-vqvae``): fit, then evaluate and draw.
+
+Outputs in ``out_dir`` (``results/vqvae``): ``checkpoint.pt`` and ``log.jsonl`` (from the harness),
+``metrics.json`` (validation PSNR/SSIM, PSNR with the bottom level masked, codebook usage per level, bit
+rate), ``loss.png``, ``psnr.png``, ``usage.png`` and reconstruction grids ``recon.png`` / ``recon.gif``
+(each row one validation clip: original | reconstruction | bottom level masked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from vqvideo.metrics.quality import bits_ratio, latent_bits, psnr, raw_bits, ssim
+from vqvideo.models.quantizer import code_usage
+from vqvideo.models.vqvae import VQVAE, output_to_video, video_to_input
+
+
+def build_vqvae(model_config: dict) -> VQVAE:
+    """The model a checkpoint's ``model_config`` describes (``load_model(path, build_vqvae)``)."""
+    return VQVAE(**model_config)
+
+
+def vqvae_loss(model, clips: torch.Tensor):
+    """Harness loss: uint8 clips ``[B, T, H, W, 3]`` on the device -> (loss, metrics)."""
+    _, out = model(video_to_input(clips))
+    loss = out.pop("loss")
+    return loss, {k: (v.detach() if torch.is_tensor(v) else v) for k, v in out.items()}
+
+
+@torch.no_grad()
+def evaluate_vqvae(model: VQVAE, clips, batch_size: int, keep: int = 0) -> tuple[dict, list[np.ndarray]]:
+    """Reconstruction quality and code usage of ``model`` over a dataset of uint8 clips ``[T, H, W, 3]``.
+
+    Returns ``(metrics, grid)``: metrics are means over the clips of per-clip PSNR/SSIM (full and with the
+    bottom level masked) and usage/perplexity of each codebook over all the clips' codes; ``grid`` holds the
+    first ``keep`` clips as ``[original, reconstruction, masked]`` uint8 arrays ``[T, H, W, 3]``.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums = {"psnr": 0.0, "ssim": 0.0, "psnr_masked": 0.0, "ssim_masked": 0.0}
+    counts = {"top": torch.zeros(model.quant_top.num_codes, device=device),
+              "bottom": torch.zeros(model.quant_bottom.num_codes, device=device)}
+    n, grid = 0, []
+    for batch in DataLoader(clips, batch_size=batch_size, num_workers=0):
+        batch = torch.as_tensor(batch).to(device)
+        x = video_to_input(batch)
+        top, bottom = model.encode_codes(x)
+        rec = output_to_video(model.decode_codes(top, bottom))
+        masked = output_to_video(model.decode_codes(top, None))
+        for name, codes in (("top", top), ("bottom", bottom)):
+            counts[name] += torch.bincount(codes.flatten(), minlength=counts[name].numel()).to(counts[name].dtype)
+        sums["psnr"] += float(psnr(rec, batch).clamp(max=100).sum())  # identical clips would give +inf
+        sums["ssim"] += float(ssim(rec, batch).sum())
+        sums["psnr_masked"] += float(psnr(masked, batch).clamp(max=100).sum())
+        sums["ssim_masked"] += float(ssim(masked, batch).sum())
+        for i in range(min(keep - len(grid), len(batch))):
+            grid.append([batch[i].cpu().numpy(), rec[i].cpu().numpy(), masked[i].cpu().numpy()])
+        n += len(batch)
+    model.train(was_training)
+    metrics = {k: v / max(n, 1) for k, v in sums.items()}
+    for name, c in counts.items():
+        metrics.update({f"{k}_{name}": v for k, v in code_usage(c).items()})
+    metrics["clips"] = n
+    return metrics, grid
+
+
+def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int | None = None) -> dict:
+    """Train the VQ-VAE of ``cfg.vqvae`` on ``data_dir``'s train split; write the outputs; return the metrics.
+
+    Validation uses ``cfg.evaluation.split`` (periodic evaluation: the first ``eval_batches * batch_size``
+    clips; the final metrics: ``eval_clips`` clips, default the same number).
+    """
+    from vqvideo.data.datasets import ClipDataset
+    from vqvideo.train import distributed as dist
+    from vqvideo.train.harness import fit
+
+    out_dir = Path(out_dir)
+    tcfg = cfg.vqvae.train
+    model_config = dataclasses.asdict(cfg.vqvae.model)
+    train_set = ClipDataset(data_dir, "train")
+    val_set = ClipDataset(data_dir, cfg.evaluation.split)
+    n_val = min(len(val_set), eval_clips or tcfg.eval_batches * tcfg.batch_size)
+    val_subset = Subset(val_set, range(n_val))
+    eval_batch = max(1, min(tcfg.batch_size, 16))
+
+    def evaluate(model):
+        return evaluate_vqvae(model, val_subset, eval_batch)[0]
+
+    torch.manual_seed(cfg.seed)  # the initial weights
+    model = build_vqvae(model_config)
+    t0 = time.perf_counter()
+    model = fit(model, vqvae_loss, train_set, tcfg, out_dir, model_config, evaluate=evaluate, seed=cfg.seed,
+                kind="vqvae")
+    train_seconds = time.perf_counter() - t0
+    if not dist.is_main():
+        return {}
+    metrics, grid = evaluate_vqvae(model, val_subset, eval_batch, keep=4)
+    frames, height, width = val_set[0].shape[:3] if len(val_set) else (cfg.data.frames, cfg.data.resolution,
+                                                                         cfg.data.resolution)
+    shapes = model.latent_shapes(frames, height, width)
+    k = model.quant_top.num_codes
+    metrics.update({
+        "latent_shapes": shapes,
+        "codebook_size": k,
+        "latent_bits": latent_bits(shapes, k),
+        "raw_bits": raw_bits(frames, height, width),
+        "bits_ratio": bits_ratio(shapes, k, frames, height, width),
+        "restarts_top": int(model.quant_top.restarts),
+        "restarts_bottom": int(model.quant_bottom.restarts),
+        "steps": tcfg.steps,
+        "train_seconds_this_run": round(train_seconds, 1),
+        "train_clips": len(train_set),
+        "split": cfg.evaluation.split,
+    })
+    _write_outputs(out_dir, metrics, grid)
+    return metrics
+
+
+def _write_outputs(out_dir: Path, metrics: dict, grid: list) -> None:
+    from vqvideo.data.shards import atomic_write_text
+    from vqvideo.viz import plot_curves, save_gif, save_png, video_grid
+
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    log = out_dir / "log.jsonl"
+    if log.exists():
+        plot_curves(log, out_dir / "loss.png", ["loss", "recon_loss", "commit_top", "commit_bottom"],
+                    title="VQ-VAE losses", logy=True)
+        plot_curves(log, out_dir / "psnr.png", ["psnr", "psnr_masked", "ssim"], title="VQ-VAE validation")
+        plot_curves(log, out_dir / "usage.png", ["usage_top", "usage_bottom", "perplexity_top", "perplexity_bottom"],
+                    title="codebook usage")
+    if grid:
+        video = video_grid([np.stack(row) for row in grid])  # one clip per row: original | recon | masked
+        save_png(video, out_dir / "recon.png")
+        save_gif(video, out_dir / "recon.gif", fps=8)
