@@ -43,6 +43,54 @@ def add_check_config(sub):
     p.set_defaults(func=run)
 
 
+def add_make_demo_data(sub):
+    p = _parser(sub, "make-demo-data", "write synthetic H.264 videos of bouncing shapes into DIR/train and DIR/val")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: data.videos)")
+    p.add_argument("--n-videos", dest="n_videos", type=int, default=None, help="override demo.n_videos")
+    p.add_argument("--seed", type=int, default=None, help="override demo.seed")
+
+    def run(args):
+        from vqvideo.data.demo import make_demo_data
+
+        cfg = _load(args, {"n_videos": "demo.n_videos", "seed": "demo.seed"})
+        d = cfg.demo
+        make_demo_data(args.out or cfg.data.videos, d.n_videos, d.seed, d.size, d.duration, d.val_fraction)
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def add_prepare_data(sub):
+    p = _parser(sub, "prepare-data", "decode videos into fixed-size clips: OUT/shards/*.h5, manifest.csv, rejects.csv")
+    p.add_argument("--videos", default=None, help="folder of videos, {split}/... or flat (data.videos)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/data)")
+    p.add_argument("--annotations", default=None, help="Kinetics annotation CSV file or folder (data.annotations)")
+    p.add_argument("--split", default=None, help="split of files directly under --videos (data.default_split)")
+    p.add_argument("--frames", type=int, default=None, help="frames per clip (data.frames)")
+    p.add_argument("--fps", type=float, default=None, help="target frame rate (data.fps)")
+    p.add_argument("--resolution", type=int, default=None, help="clip height and width (data.resolution)")
+    p.add_argument("--stride", type=int, default=None, help="frames between clip starts (data.stride)")
+    p.add_argument("--max-clips-per-video", dest="max_clips", type=int, default=None,
+                   help="data.max_clips_per_video")
+    p.add_argument("--shard-size", dest="shard_size", type=int, default=None, help="clips per shard (data.shard_size)")
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (data.workers)")
+
+    def run(args):
+        from vqvideo.data.prepare import prepare_data
+
+        cfg = _load(args, {"videos": "data.videos", "annotations": "data.annotations", "split": "data.default_split",
+                           "frames": "data.frames", "fps": "data.fps", "resolution": "data.resolution",
+                           "stride": "data.stride", "max_clips": "data.max_clips_per_video",
+                           "shard_size": "data.shard_size", "workers": "data.workers"})
+        d = cfg.data
+        return prepare_data(d.videos, args.out or cfg.results_dir / "data", frames=d.frames, fps=d.fps,
+                            resolution=d.resolution, stride=d.stride, max_clips_per_video=d.max_clips_per_video,
+                            frame_folder_fps=d.frame_folder_fps, shard_size=d.shard_size, workers=d.workers,
+                            default_split=d.default_split, annotations=d.annotations)
+
+    p.set_defaults(func=run)
+
+
 def add_sample(sub):
     p = _parser(sub, "sample", "sample 12 predicted frames for each conditioning clip of the evaluation split")
     p.add_argument("--method", choices=["incremental", "naive", "copy-last"], default=None,
@@ -155,7 +203,7 @@ def add_summary(sub):
     p.set_defaults(func=run)
 
 
-COMMANDS = [add_check_config, add_sample, add_predict, add_train_vqvae, add_encode, add_summary]
+COMMANDS = [add_check_config, add_make_demo_data, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_encode, add_summary]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,6 +50,9 @@ class DemoConfig:
     enabled: bool = False
     n_videos: int = 32
     seed: int = 0
+    size: int = 64
+    duration: float = 2.4
+    val_fraction: float = 0.2
 
 
 @dataclass
