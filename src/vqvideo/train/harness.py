@@ -1,0 +1,433 @@
+"""One training loop for the VQ-VAE and both priors: AdamW, warmup, clipping, bf16 AMP, DDP, exact resume.
+
+A model plugs in with a loss function; everything else (data order, devices, checkpoints, logs) lives here::
+
+    import torch
+    from vqvideo.train.harness import fit
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.net = torch.nn.Linear(width, 1)
+
+        def forward(self, x):
+            return self.net(x)
+
+    def loss_fn(model, batch):              # batch comes from the DataLoader, already on the device
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(model(x).squeeze(-1), y)   # call model(...), see below
+        return loss, {"mse": loss.detach()}  # scalar metrics: floats or 0-d tensors
+
+    model_config = {"width": 8}
+    model = Tiny(**model_config)
+    data = torch.utils.data.TensorDataset(torch.randn(256, 8), torch.randn(256))
+    model = fit(model, loss_fn, data, cfg.vqvae.train, out_dir=Path("results/tiny"),
+                model_config=model_config, kind="tiny")
+    # later: vqvideo.train.checkpoint.load_model("results/tiny/checkpoint.pt", lambda c: Tiny(**c))
+
+Contract for models and loss functions
+- ``loss_fn`` must go through ``model(...)`` (``forward``): under DDP ``model`` is the
+  DistributedDataParallel wrapper and only its forward prepares the gradient all-reduce. Reach other
+  attributes through ``getattr(model, "module", model)``. The loss is a mean over the (per-rank) batch, so
+  that averaging gradients over ranks equals one process with the global batch.
+- Every parameter gets a gradient each step (DDP runs with ``find_unused_parameters=False``).
+- Buffers updated in forward (EMA codebooks) are not broadcast (``broadcast_buffers=False``): the model
+  all-reduces its own statistics with :mod:`vqvideo.train.distributed`, in training mode only.
+- ``evaluate(model)`` runs on rank 0 only, in ``eval()`` mode under ``no_grad`` with a forked RNG (so it does
+  not change the training random stream); it must not call collectives.
+- Datasets return the same item for the same index (random augmentation, if any, seeded from the index):
+  then the data order, and so the whole run, is a function of the seed and the global batch size.
+
+Data order: an infinite stream of indices, epoch ``e`` being a permutation of ``range(len(train_set))``
+drawn from ``(seed, e)``. Step ``s`` consumes stream positions ``[p, p + B)`` (B = global batch); rank ``r``
+of ``W`` takes ``[p + r*B/W, p + (r+1)*B/W)``, so W processes see exactly the samples one process sees.
+The stream position is saved in the checkpoint and resuming continues from it.
+
+Preemption (SLURM): SIGTERM or SIGUSR1 sets a flag; at the end of the current step every rank agrees to
+stop, a checkpoint is written, and the process exits with :data:`PREEMPTED_EXIT_CODE` (75) and a message on
+stderr. Running the same command again resumes from ``out_dir/checkpoint.pt``. With SLURM ask for an early
+signal (``#SBATCH --signal=USR1@120``) so that the step and the write finish before the SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from vqvideo.train import distributed as dist
+from vqvideo.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again"; the checkpoint is written, rerun to resume
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class Preempted(SystemExit):
+    """Raised by :func:`fit` after checkpointing on SIGTERM/SIGUSR1; exits the process with code 75."""
+
+    def __init__(self, step: int):
+        super().__init__(PREEMPTED_EXIT_CODE)
+        self.step = step
+
+
+def fit(model: nn.Module,
+        loss_fn: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]],
+        train_set: Dataset,
+        cfg,
+        out_dir: Path,
+        model_config: dict,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+        seed: int = 0,
+        collate_fn=None,
+        kind: str = "model",
+        ) -> nn.Module:
+    """Train ``model`` for ``cfg.steps`` optimiser steps (resuming ``out_dir/checkpoint.pt``); return it unwrapped.
+
+    Writes ``out_dir/checkpoint.pt`` (every ``cfg.checkpoint_every`` steps, at the end, on preemption),
+    ``out_dir/log.jsonl`` (train records every ``cfg.log_every`` steps, val records from ``evaluate``) and
+    ``out_dir/loss.png``. ``cfg`` is a :class:`vqvideo.config.TrainConfig`.
+    """
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    device = dist.setup()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    local_batch = _local_batch(cfg.batch_size)
+
+    model.to(device).train()
+    opt = _optimizer(model, cfg, device)
+    start, position = _resume(ckpt_path, model, opt, kind, model_config, seed, len(train_set))
+    if start >= cfg.steps:
+        return model
+    run = _Run(model, opt, cfg, ckpt_path, model_config, kind, seed, len(train_set))
+    ddp = _wrap(model, device)
+    loader = _loader(train_set, IndexStream(len(train_set), seed), position, cfg, local_batch, collate_fn, device,
+                     seed)
+
+    log = _Log(out_dir / "log.jsonl", start)
+    window = _Window()
+    bar = tqdm(total=cfg.steps, initial=start, desc=kind, disable=not dist.is_main(), dynamic_ncols=True)
+    with _StopFlag() as stop_flag, _workers(loader) as batches:
+        for step in range(start, cfg.steps):
+            t0 = time.perf_counter()
+            batch = _to_device(next(batches), device)
+            t_data = time.perf_counter() - t0
+            lr = _set_lr(opt, cfg, step)
+            loss, metrics = _train_step(ddp, loss_fn, batch, opt, cfg, device)
+            window.add(loss, metrics, t_data)
+            done, position = step + 1, position + cfg.batch_size
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                record = window.flush(device, time.perf_counter() - t0)
+                log.write({"step": done, "split": "train", **record, "lr": lr, "samples": position})
+                bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
+            else:
+                window.tick(time.perf_counter() - t0)
+            bar.update()
+            if evaluate is not None and dist.is_main() and (done % cfg.eval_every == 0 or done == cfg.steps):
+                log.write({"step": done, "split": "val", **_evaluate(evaluate, model, device)})
+            stop = dist.any_flag(stop_flag.signum is not None, device)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
+                run.checkpoint(done, position)
+            if stop:
+                bar.close()
+                print(f"[{kind}] stopped by signal {stop_flag.name()} after step {done}; checkpoint written to "
+                      f"{ckpt_path}; exiting with code {PREEMPTED_EXIT_CODE}. Run the same command to resume.",
+                      file=sys.stderr, flush=True)
+                raise Preempted(done)
+    bar.close()
+    if dist.is_main():
+        from vqvideo.viz import plot_curves
+
+        plot_curves(out_dir / "log.jsonl", out_dir / "loss.png", keys=["loss"], title=kind, logy=True)
+    return model
+
+
+# --------------------------------------------------------------------------------------------- data order
+class IndexStream:
+    """Infinite seeded sample order: position ``p`` is ``perm_e[p % n]`` with ``e = p // n``.
+
+    ``perm_e`` is a permutation of ``range(n)`` drawn from numpy's generator seeded with ``(seed, e)``.
+    """
+
+    def __init__(self, n: int, seed: int):
+        if n < 1:
+            raise ValueError("the training set is empty")
+        self.n, self.seed = n, seed
+        self._epoch, self._perm = -1, None
+
+    def __getitem__(self, p: int) -> int:
+        epoch = p // self.n
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return int(self._perm[p % self.n])
+
+
+class RankBatches(Sampler):
+    """Batch sampler: this rank's slice of every global batch of the stream, from ``start`` on (forever)."""
+
+    def __init__(self, stream: IndexStream, start: int, global_batch: int, rank: int, world: int):
+        self.stream, self.start, self.global_batch = stream, start, global_batch
+        self.local = global_batch // world
+        self.offset = rank * self.local
+
+    def __iter__(self):
+        p = self.start
+        while True:
+            lo = p + self.offset
+            yield [self.stream[q] for q in range(lo, lo + self.local)]
+            p += self.global_batch
+
+
+def _local_batch(global_batch: int) -> int:
+    ws = dist.world_size()
+    if global_batch % ws:
+        raise ValueError(f"train.batch_size={global_batch} is the global batch and must be divisible by the "
+                         f"number of processes ({ws})")
+    return global_batch // ws
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # SLURM signals every process of the job, DataLoader workers included; a worker killed by SIGTERM
+    # would crash the main process before it can checkpoint. Workers exit when the main process does.
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
+def _loader(train_set, stream, position, cfg, local_batch, collate_fn, device, seed) -> DataLoader:
+    return DataLoader(
+        train_set,
+        batch_sampler=RankBatches(stream, position, cfg.batch_size, dist.rank(), dist.world_size()),
+        num_workers=cfg.num_workers,
+        collate_fn=collate_fn,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.num_workers > 0,
+        worker_init_fn=_ignore_stop_signals if cfg.num_workers > 0 else None,
+        # its own generator, so that starting the workers does not draw from the global RNG (exact resume)
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+@contextlib.contextmanager
+def _workers(loader: DataLoader):
+    """Iterate ``loader`` and stop its workers on the way out (return, preemption or error).
+
+    Workers ignore SIGTERM (see :func:`_ignore_stop_signals`), so they must be told to exit rather than left
+    for the interpreter's exit, which would terminate them with SIGTERM and wait forever.
+    """
+    batches = iter(loader)
+    try:
+        yield batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)  # the public way is garbage collection
+        if shutdown is not None:
+            shutdown()
+
+
+def _to_device(batch, device: torch.device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+# --------------------------------------------------------------------------------------------- optimisation
+def _optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.AdamW:
+    # weight decay on matrices and filters only, not on biases, norms' gains or 1-d embeddings (nanoGPT)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=device.type == "cuda")
+
+
+def _set_lr(opt: torch.optim.Optimizer, cfg, step: int) -> float:
+    """Linear warmup over ``cfg.warmup_steps`` steps, then constant ``cfg.lr``."""
+    lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else cfg.lr
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    if not dist.is_distributed():
+        return model
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+
+
+def _train_step(model, loss_fn, batch, opt, cfg, device) -> tuple[torch.Tensor, dict]:
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+        loss, metrics = loss_fn(model, batch)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        metrics = {**metrics, "grad_norm": nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)}
+    opt.step()
+    return loss.detach(), metrics
+
+
+def _evaluate(evaluate, model: nn.Module, device: torch.device) -> dict:
+    model.eval()
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+        metrics = evaluate(model)
+    model.train()
+    return {k: float(v) for k, v in metrics.items()}
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+@dataclasses.dataclass
+class _Run:
+    """What a checkpoint of this run holds besides the step and the data position."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    cfg: Any
+    path: Path
+    model_config: dict
+    kind: str
+    seed: int
+    n: int
+
+    def checkpoint(self, step: int, position: int) -> None:
+        rngs = dist.all_gather_object(rng_state())  # collective: every rank takes part
+        if dist.is_main():
+            save_checkpoint(self.path, {
+                "kind": self.kind,
+                "model": self.model.state_dict(),
+                "model_config": _plain(self.model_config),
+                "train_config": _plain(dataclasses.asdict(self.cfg)),
+                "step": step,
+                "optimizer": self.opt.state_dict(),
+                "rng": rngs,
+                "data": {"seed": self.seed, "position": position, "n": self.n},
+                "world_size": dist.world_size(),
+            })
+        dist.barrier()  # nobody exits (e.g. on preemption) before rank 0 has finished writing
+
+
+def _resume(path: Path, model: nn.Module, opt, kind: str, model_config: dict, seed: int, n: int) -> tuple[int, int]:
+    """Load ``path`` into model and optimiser if it exists; return ``(step, data position)``."""
+    if not path.exists():
+        seed_everything(_rank_seed(seed, 0))
+        return 0, 0
+    ckpt = load_checkpoint(path)
+    if ckpt.get("kind") != kind:
+        raise ValueError(f"{path} holds a {ckpt.get('kind')!r} checkpoint, not {kind!r}")
+    if _plain(ckpt["model_config"]) != _plain(model_config):
+        raise ValueError(f"{path} was trained with another model config; delete it (or use another results "
+                         f"folder) to start afresh.\n  checkpoint: {ckpt['model_config']}\n  now:        {model_config}")
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    step, data = int(ckpt["step"]), ckpt["data"]
+    if len(ckpt["rng"]) == dist.world_size():
+        set_rng_state(ckpt["rng"][dist.rank()])
+    else:  # another number of processes: still deterministic, but not the stream of the first run
+        seed_everything(_rank_seed(seed, step))
+    if (data["seed"], data["n"]) != (seed, n) and dist.is_main():
+        print(f"warning: resuming {path} with another seed or training set size; the data order changes",
+              file=sys.stderr)
+    return step, int(data["position"])
+
+
+def _rank_seed(seed: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, dist.rank(), step]).generate_state(1)[0])
+
+
+def _plain(obj):
+    """JSON-like copy (tuples become lists) for comparing and storing configs."""
+    return json.loads(json.dumps(obj))
+
+
+# --------------------------------------------------------------------------------------------- signals, logs
+class _StopFlag:
+    """Remembers the first SIGTERM/SIGUSR1 instead of dying, so the step can finish and be checkpointed."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+
+    def _handle(self, signum, _frame):
+        self.signum = self.signum or signum
+
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else "-"
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+class _Window:
+    """Sums of loss and metrics over the steps since the last log line (kept on the device: no sync per step)."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps, self.data_s, self.step_s = 0, 0.0, 0.0
+
+    def add(self, loss: torch.Tensor, metrics: dict, data_s: float) -> None:
+        for key, value in {"loss": loss, **metrics}.items():
+            value = torch.as_tensor(value, dtype=torch.float32, device=loss.device).detach()
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+        self.steps += 1
+        self.data_s += data_s
+
+    def tick(self, step_s: float) -> None:
+        self.step_s += step_s
+
+    def flush(self, device: torch.device, step_s: float) -> dict:
+        """Means over the window and over ranks (a collective); resets the window."""
+        keys = sorted(self.sums, key=lambda k: (k != "loss", k))
+        values = dist.all_reduce_mean(torch.stack([self.sums[k] for k in keys]).to(device) / self.steps).tolist()
+        self.step_s += step_s  # measured after the sync above, so GPU time is counted
+        record = dict(zip(keys, values))
+        if not np.isfinite(record["loss"]):
+            raise FloatingPointError(f"training loss is {record['loss']}; the last checkpoint is kept")
+        record["sec_per_step"] = self.step_s / self.steps
+        record["data_wait"] = self.data_s / max(self.step_s, 1e-12)
+        if device.type == "cuda":
+            record["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        self.__init__()
+        return record
+
+
+class _Log:
+    """Appends JSON lines (rank 0). On resume, records after the checkpoint's step are dropped first."""
+
+    def __init__(self, path: Path, start: int):
+        self.path = path
+        if not dist.is_main():
+            return
+        from vqvideo.data.shards import atomic_write_text
+        from vqvideo.viz import read_log
+
+        kept = [r for r in read_log(path) if r.get("step", 0) <= start] if start > 0 and path.exists() else []
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def write(self, record: dict) -> None:
+        if dist.is_main():
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")

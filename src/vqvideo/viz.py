@@ -1,0 +1,195 @@
+"""Pictures of videos and training curves: grids, PNG, GIF, MP4, loss plots.
+
+Videos here are uint8 numpy arrays ``[T, H, W, 3]`` (a batch: ``[N, T, H, W, 3]``). Every file is written to a
+temporary name beside its target and renamed when complete, so a reader never sees half a picture.
+
+Grid layout (:func:`video_grid`): ``rows[i]`` is one row of videos ``[N_i, T, H, W, 3]`` (or one video
+``[T, H, W, 3]``); row i is drawn at the i-th place from the top, its videos left to right, separated by
+``gap`` pixels of ``fill`` (white). Rows with fewer videos are padded on the right. The result is again a
+video ``[T, H', W', 3]`` with ``H' = R*H + (R-1)*gap`` and ``W' = max_i N_i * W + (max_i N_i - 1)*gap``,
+so that e.g. rows = [originals, reconstructions] shows each original above its reconstruction.
+:func:`time_grid` lays videos out the other way for one still picture: one video per row, time left to right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+GAP = 2
+FILL = 255
+
+
+# --------------------------------------------------------------------------------------------- layout
+def _as_row(row: np.ndarray) -> np.ndarray:
+    row = np.asarray(row)
+    if row.ndim == 4:
+        row = row[None]
+    if row.ndim != 5 or row.shape[-1] != 3:
+        raise ValueError(f"a grid row must be [N, T, H, W, 3] or [T, H, W, 3] uint8, got shape {row.shape}")
+    return row
+
+
+def video_grid(rows: Sequence[np.ndarray], gap: int = GAP, fill: int = FILL) -> np.ndarray:
+    """Tile rows of videos into one video ``[T, H', W', 3]`` (layout in the module docstring)."""
+    rows = [_as_row(r) for r in rows]
+    if not rows:
+        raise ValueError("video_grid needs at least one row")
+    t, h, w = rows[0].shape[1:4]
+    for r in rows:
+        if r.shape[1:4] != (t, h, w):
+            raise ValueError(f"all videos in a grid must share [T, H, W] = {(t, h, w)}, got {r.shape[1:4]}")
+    ncols = max(r.shape[0] for r in rows)
+    out = np.full((t, len(rows) * (h + gap) - gap, ncols * (w + gap) - gap, 3), fill, dtype=np.uint8)
+    for i, r in enumerate(rows):
+        for j, video in enumerate(r):
+            out[:, i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = video
+    return out
+
+
+def time_grid(videos: Sequence[np.ndarray] | np.ndarray, gap: int = GAP, fill: int = FILL) -> np.ndarray:
+    """One still image ``[N*H + gaps, T*W + gaps, 3]``: video i in row i, its frames left to right."""
+    videos = [np.asarray(v) for v in videos]
+    frames = [np.stack(list(v)) for v in videos]  # each [T, H, W, 3]
+    # a time grid is a video grid of one frame whose "videos" are the frames: reuse the same tiling
+    return video_grid([f[:, None] for f in frames], gap=gap, fill=fill)[0]
+
+
+# --------------------------------------------------------------------------------------------- files
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def _replace(tmp: Path, path: Path) -> Path:
+    os.replace(tmp, path)
+    return path
+
+
+def save_png(frames_or_image: np.ndarray, path: str | Path) -> Path:
+    """Save an image ``[H, W, 3]`` or a video ``[T, H, W, 3]`` (its frames left to right) as one PNG."""
+    from PIL import Image
+
+    arr = np.asarray(frames_or_image)
+    if arr.ndim == 4:
+        arr = time_grid([arr])
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(f"save_png needs [H, W, 3] or [T, H, W, 3], got {arr.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    try:
+        Image.fromarray(arr.astype(np.uint8)).save(tmp, format="PNG")
+        return _replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_gif(frames: np.ndarray, path: str | Path, fps: float = 8) -> Path:
+    """Save a video ``[T, H, W, 3]`` uint8 as a looping GIF (Pillow)."""
+    from PIL import Image
+
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"save_gif needs [T, H, W, 3], got {frames.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(f) for f in frames]
+    tmp = _tmp(path)
+    try:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=max(1, round(1000 / fps)), loop=0, optimize=False)
+        return _replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_mp4(frames: np.ndarray, path: str | Path, fps: float = 8, crf: int = 18) -> Path:
+    """Save a video ``[T, H, W, 3]`` uint8 as H.264 / yuv420p MP4 (PyAV).
+
+    yuv420p needs even sizes: an odd height or width is padded by repeating the last row/column.
+    """
+    import fractions
+
+    import av
+
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"save_mp4 needs [T, H, W, 3], got {frames.shape}")
+    _, h, w, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    try:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            rate = fractions.Fraction(fps).limit_denominator(1000)
+            stream = container.add_stream("libx264", rate=rate)
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf)}
+            for f in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        return _replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------- curves
+def read_log(log_jsonl_path: str | Path) -> list[dict]:
+    """The records of a JSONL log (a torn last line, from a killed writer, is skipped)."""
+    records = []
+    for line in Path(log_jsonl_path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def plot_curves(log_jsonl_path: str | Path, out_png: str | Path, keys: list[str], title: str = "",
+                logy: bool = False) -> Path:
+    """One panel per key: its "train" records as a line and its "val" records as dots, against the step.
+
+    Records are the harness's log lines ``{"step", "split", key: value, ...}``; records without a
+    ``split`` count as train. A key absent from the log gives an empty panel, so plots never fail a run.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_log(log_jsonl_path)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for split, style in (("train", dict(lw=1.2)), ("val", dict(marker="o", ms=4, lw=1))):
+            pts = [(r["step"], r[key]) for r in records
+                   if r.get("split", "train") == split and isinstance(r.get(key), (int, float))]
+            if pts:
+                x, y = zip(*pts)
+                ax.plot(x, y, label=split, **style)
+        if logy and ax.lines and all(min(line.get_ydata()) > 0 for line in ax.lines):
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(out_png)
+    try:
+        fig.savefig(tmp, format="png", dpi=110)
+        return _replace(tmp, out_png)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
