@@ -203,7 +203,67 @@ def add_summary(sub):
     p.set_defaults(func=run)
 
 
-COMMANDS = [add_check_config, add_make_demo_data, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_encode, add_summary]
+def add_export_pairs(sub):
+    p = _parser(sub, "export-pairs", "export blind side-by-side pairs and the rating page for the human evaluation")
+    p.add_argument("--a", type=Path, default=None, help="model A's sample shards (default: RESULTS/samples)")
+    p.add_argument("--b", type=Path, default=None, help="model B's sample shards (default: RESULTS/baselines/copy_last)")
+    p.add_argument("--out", type=Path, default=None, help="export folder: page/ for raters, key.csv (default: RESULTS/human_eval)")
+    p.add_argument("--n-pairs", dest="n_pairs", type=int, default=None, help="human_eval.n_pairs")
+    p.add_argument("--seed", type=int, default=None, help="human_eval.seed (keep it from the raters)")
+    p.add_argument("--name-a", dest="name_a", default=None, help="human_eval.name_a")
+    p.add_argument("--name-b", dest="name_b", default=None, help="human_eval.name_b")
+
+    def run(args):
+        from vqvideo.human_eval.export import ExportError, export_pairs
+
+        cfg = _load(args, {k: f"human_eval.{k}" for k in ("n_pairs", "seed", "name_a", "name_b")})
+        he = cfg.human_eval
+        out = args.out or cfg.results_dir / "human_eval"
+        a = args.a or cfg.results_dir / "samples"
+        b = args.b or cfg.results_dir / "baselines" / "copy_last"
+        try:
+            pairs = export_pairs(a, b, out, n_pairs=he.n_pairs, seed=he.seed, name_a=he.name_a, name_b=he.name_b,
+                                 resolution=he.resolution, upscale=he.upscale, fps=he.fps or cfg.data.fps)
+        except ExportError as e:
+            print(f"vqvideo export-pairs: {e}", file=sys.stderr)
+            return 2
+        print(f"{len(pairs)} pairs: {out / 'page' / 'index.html'} (for raters), {out / 'key.csv'} (keep private)")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def add_analyze_ratings(sub):
+    p = _parser(sub, "analyze-ratings", "score the raters' ratings.csv files against key.csv (the paper's Table 1)")
+    p.add_argument("--key", type=Path, default=None, help="key.csv of the export (default: RESULTS/human_eval/key.csv)")
+    p.add_argument("--ratings", type=Path, nargs="+", default=None,
+                   help="ratings CSVs, inside <export folder>/human_eval.ratings_dir (default: every *.csv there)")
+    p.add_argument("--json", type=Path, default=None, help="output JSON (default: RESULTS/human_eval.json)")
+    p.add_argument("--chart", type=Path, default=None, help="bar chart PNG")
+    p.add_argument("--name-a", dest="name_a", default=None, help="human_eval.name_a")
+    p.add_argument("--name-b", dest="name_b", default=None, help="human_eval.name_b")
+
+    def run(args):
+        from vqvideo.human_eval.analysis import RatingsError, analyze_ratings, ratings_folder
+
+        cfg = _load(args, {"name_a": "human_eval.name_a", "name_b": "human_eval.name_b"})
+        he = cfg.human_eval
+        key = args.key or cfg.results_dir / "human_eval" / "key.csv"
+        ratings = args.ratings or sorted(ratings_folder(key, he.ratings_dir).glob("*.csv"))
+        try:
+            analyze_ratings(key, ratings, args.json or cfg.results_dir / "human_eval.json", args.chart,
+                            name_a=he.name_a, name_b=he.name_b, ratings_dir=he.ratings_dir,
+                            min_judgements=he.min_judgements, bootstrap=he.bootstrap, seed=he.seed)
+        except RatingsError as e:
+            print(f"vqvideo analyze-ratings: {e}", file=sys.stderr)
+            return 2
+        return 0
+
+    p.set_defaults(func=run)
+
+
+COMMANDS = [add_check_config, add_make_demo_data, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_encode, add_summary,
+            add_export_pairs, add_analyze_ratings]
 
 
 def build_parser() -> argparse.ArgumentParser:
