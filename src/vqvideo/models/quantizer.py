@@ -93,10 +93,10 @@ class EMAQuantizer(nn.Module):
             codes_flat = self.nearest(flat.detach())
             onehot = F.one_hot(codes_flat, self.num_codes).to(flat.dtype)   # [N, K]
             counts = onehot.sum(0)
+            codes = codes_flat.view(z.shape[0], *z.shape[2:])
+            q = self.embed(codes)  # the codes chosen, before this batch's update (as Sonnet and VQ-VAE-2)
             if self.training:
                 counts = self._update(flat.detach(), onehot, counts)
-            codes = codes_flat.view(z.shape[0], *z.shape[2:])
-            q = self.embed(codes)
             commitment = self.beta * F.mse_loss(z, q.detach())
             z_q = z + (q - z).detach()  # straight-through: the decoder's gradient is copied to z_e
         return z_q, codes, commitment, code_usage(counts.detach())
