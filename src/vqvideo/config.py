@@ -148,6 +148,11 @@ class EvaluationConfig:
     split: str = "val"
     resolutions: list[int] = field(default_factory=lambda: [64, 256])
     folds: int = 2
+    seed: int = 0
+    frames: str = "all"
+    batch_size: int = 8
+    device: str = "auto"
+    threads: int = 0
 
 
 @dataclass
@@ -183,6 +188,7 @@ class SlurmConfig:
     account: str | None = None
     qos: str | None = None
     extra: str | None = None
+    stop_margin: float = 10
 
 
 @dataclass

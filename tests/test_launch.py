@@ -1,0 +1,68 @@
+"""vqvideo.launch: stop a training before the time limit, keep its checkpoint from Snakemake's cleanup."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+from vqvideo import launch
+
+# a stand-in for the harness: resumes from ckpt if there, checkpoints and exits 75 on SIGTERM/SIGUSR1
+TRAINER = textwrap.dedent("""
+    import signal, sys, time, pathlib
+    ckpt = pathlib.Path(sys.argv[1])
+    step = int(ckpt.read_text()) if ckpt.exists() else 0
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    signal.signal(signal.SIGUSR1, lambda *a: stop.append(1))
+    while step < int(sys.argv[2]):
+        time.sleep(0.05)
+        step += 1
+        if stop:
+            ckpt.write_text(str(step))
+            sys.exit(75)
+    ckpt.write_text(str(step))
+""")
+
+
+def _run(tmp_path, env, steps, margin_min, runtime_min):
+    script = tmp_path / "trainer.py"
+    script.write_text(TRAINER)
+    ckpt = tmp_path / "checkpoint.pt"
+    cmd = [sys.executable, "-m", "vqvideo.launch", "--resume", str(ckpt), "--runtime", str(runtime_min),
+           "--margin", str(margin_min), "--", sys.executable, str(script), str(ckpt), str(steps)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60), ckpt
+
+
+def test_stops_before_the_limit_and_resumes(tmp_path):
+    env = dict(os.environ, SLURM_JOB_ID="999999999")  # no such job: squeue cannot tell, --runtime is used
+    env.pop("SLURM_CONF", None)
+    # runtime 0.03 min = 1.8 s, margin 0.01 min = 0.6 s: stopped after ~1.2 s (~24 steps) of 1000
+    t0 = time.monotonic()
+    proc, ckpt = _run(tmp_path, env, 1000, 0.01, 0.03)
+    assert proc.returncode == 75, proc.stderr
+    assert time.monotonic() - t0 < 10
+    assert "stopping the training" in proc.stderr
+    # the checkpoint of the failed attempt is out of Snakemake's reach ...
+    assert not ckpt.exists()
+    first = int(launch.resume_path(ckpt).read_text())
+    assert 5 < first < 1000
+    # ... and the next attempt (no deadline now) continues from it to the end
+    env.pop("SLURM_JOB_ID")
+    proc, ckpt = _run(tmp_path, env, first + 10, 0.01, 0.03)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming from" in proc.stderr
+    assert int(ckpt.read_text()) == first + 10
+    assert not launch.resume_path(ckpt).exists()
+
+
+def test_no_deadline_without_slurm():
+    assert launch.deadline_seconds(60, 10, env={}) is None
+    assert launch.deadline_seconds(60, 10, env={"SLURM_JOB_ID": "999999999", "PATH": ""}) == 3000
+
+
+def test_failure_without_checkpoint_passes_the_code_through(tmp_path):
+    ckpt = tmp_path / "checkpoint.pt"
+    rc = launch.run([sys.executable, "-c", "import sys; sys.exit(3)"], ckpt, None)
+    assert rc == 3 and not launch.resume_path(ckpt).exists()
