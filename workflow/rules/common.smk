@@ -2,6 +2,7 @@
 # resources from config, one `vqvideo ...` shell line.
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 
@@ -19,10 +20,20 @@ def final_outputs():
     return []
 
 
+# the schema's defaults of one resources entry (used where neither the rule's entry nor resources.default
+# names a key)
+_RESOURCE_DEFAULTS = {
+    key: spec.get("default")
+    for key, spec in yaml.safe_load(
+        (Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    )["$defs"]["resources"]["properties"].items()
+}
+
+
 def rule_settings(name):
     """config["resources"][name] merged over config["resources"]["default"] (the schema fills the rest)."""
-    res = config["resources"]
-    merged = dict(res.get("default") or {})
+    merged = dict(_RESOURCE_DEFAULTS)
+    merged.update(_RESOURCES_GIVEN.get("default", {}))
     merged.update(_RESOURCES_GIVEN.get(name, {}))
     return merged
 
@@ -72,13 +83,21 @@ def rule_threads(name):
     return rule_settings(name)["cpus_per_task"]
 
 
-def launcher(name):
+def launcher(name, resume=None):
     """The command that starts `vqvideo` for `name`; plain, or torchrun over `tasks` DDP processes on one node.
 
     Use in a shell line as `{params.launch} train-vqvae ...` with `params: launch=launcher("x")`.
     The training harness reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) to set up DDP.
+    With `resume` (the checkpoint the command writes), the command runs under vqvideo.launch: on SLURM it is
+    stopped `slurm.stop_margin` minutes before the time limit so that it checkpoints, and the checkpoint of
+    a failed attempt is kept aside from Snakemake's cleanup so that the retry resumes from it.
     """
-    tasks = rule_settings(name)["tasks"]
-    if tasks <= 1:
-        return "vqvideo"
-    return f"torchrun --standalone --nnodes=1 --nproc-per-node={tasks} -m vqvideo.cli"
+    settings = rule_settings(name)
+    cmd = "vqvideo"
+    if settings["tasks"] > 1:
+        cmd = f"torchrun --standalone --nnodes=1 --nproc-per-node={settings['tasks']} -m vqvideo.cli"
+    if resume:
+        margin = config["slurm"]["stop_margin"]
+        cmd = (f"python -m vqvideo.launch --resume {resume} --runtime {settings['runtime']} "
+               f"--margin {margin} -- {cmd}")
+    return cmd
