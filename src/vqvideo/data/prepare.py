@@ -282,12 +282,13 @@ def _finish_group(group: Group, results: list, params: Params, out: Path) -> dic
         for s in starts:
             rows.append([f"{group.name}.h5", len(rows), src.rel, round(s / params.fps, 6), src.label, src.split])
         clips.append(c)
+    # the record first: a shard that is visible is then always complete *and* known to a rerun
+    record = {"key": group.key, "rows": rows, "rejects": rejects}
+    atomic_write_text(out / ".prepare" / f"{group.name}.json", json.dumps(record))
     if clips:
         write_shard(out / "shards" / f"{group.name}.h5", {"clips": np.concatenate(clips)},
                     {"fps": params.fps, "frames": params.frames, "resolution": params.resolution,
                      "split": group.split, "plan": group.key})
-    record = {"key": group.key, "rows": rows, "rejects": rejects}
-    atomic_write_text(out / ".prepare" / f"{group.name}.json", json.dumps(record))
     return record
 
 
