@@ -60,6 +60,35 @@ def add_make_demo_data(sub):
     p.set_defaults(func=run)
 
 
+def add_download_kinetics600(sub):
+    p = _parser(sub, "download-kinetics600", "fetch Kinetics-600 from the CVD Foundation into data.videos "
+                                             "(resumable, checked, {split}/{label}/*.mp4 + annotations/*.csv)")
+    p.add_argument("--out", default=None, help="folder of the videos (data.videos)")
+    p.add_argument("--archives", default=None, help="folder for the tarballs and complete.json (download.archives)")
+    p.add_argument("--splits", nargs="+", default=None, help="splits to fetch (download.splits)")
+    p.add_argument("--parallel", type=int, default=None, help="archives fetched at once (download.parallel)")
+    p.add_argument("--keep-archives", dest="keep_archives", action="store_true", default=None,
+                   help="keep the tarballs (download.keep_archives)")
+
+    def run(args):
+        from vqvideo.data.kinetics import DownloadError, download_kinetics600
+
+        cfg = _load(args, {"out": "data.videos", "archives": "download.archives", "splits": "download.splits",
+                           "parallel": "download.parallel", "keep_archives": "download.keep_archives"})
+        d = cfg.download
+        try:
+            r = download_kinetics600(cfg.data.videos, d.archives, d.splits, d.path_lists, d.annotations,
+                                     parallel=d.parallel, keep_archives=d.keep_archives, retries=d.retries,
+                                     timeout=d.timeout)
+        except DownloadError as e:
+            print(f"vqvideo download-kinetics600: {e}", file=sys.stderr)
+            return 1
+        print(f"{len(r.extracted)} archives extracted ({r.videos} videos), {len(r.skipped)} done before")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def add_prepare_data(sub):
     p = _parser(sub, "prepare-data", "decode videos into fixed-size clips: OUT/shards/*.h5, manifest.csv, rejects.csv")
     p.add_argument("--videos", default=None, help="folder of videos, {split}/... or flat (data.videos)")
@@ -262,8 +291,56 @@ def add_analyze_ratings(sub):
     p.set_defaults(func=run)
 
 
-COMMANDS = [add_check_config, add_make_demo_data, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_encode, add_summary,
-            add_export_pairs, add_analyze_ratings]
+def add_fvd(sub):
+    p = _parser(sub, "fvd", "FVD between two sets of uint8 videos (I3D with the original Kinetics-400 weights)")
+    p.add_argument("--real", type=Path, required=True, help=".npz of uint8 [N, T, H, W, 3], an .h5 shard or a "
+                   "folder of shards (dataset 'videos' or 'clips')")
+    p.add_argument("--fake", type=Path, required=True, help="the same, for the generated videos")
+    p.add_argument("--resolution", type=int, default=None, help="area-downscale to RxR before I3D (e.g. 64)")
+    p.add_argument("--json", type=Path, default=None, help="write the result here")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="evaluation.batch_size")
+    p.add_argument("--device", default=None, help="evaluation.device")
+
+    def run(args):
+        import json
+
+        from vqvideo.data.shards import atomic_write_text
+        from vqvideo.metrics.evaluate import fvd_pair
+        from vqvideo.metrics.fvd import FVDInputError
+
+        cfg = _load(args, {"batch_size": "evaluation.batch_size", "device": "evaluation.device"})
+        try:
+            res = fvd_pair(args.real, args.fake, args.resolution, cfg.evaluation.batch_size, cfg.evaluation.device)
+        except (FVDInputError, FileNotFoundError, ValueError) as e:
+            print(f"vqvideo fvd: {e}", file=sys.stderr)
+            return 2
+        print(f"FVD = {res['fvd']:.3f} ({res['n_real']} real, {res['n_fake']} fake videos)")
+        if args.json:
+            atomic_write_text(args.json, json.dumps(res, indent=2) + "\n")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def add_evaluate(sub):
+    p = _parser(sub, "evaluate", "FVD, FVD*, folds and brackets -> RESULTS/fvd_{R}.json; PSNR/SSIM/diversity -> "
+                "RESULTS/quality.json (both, for every evaluation.resolutions, when no flag is given)")
+    p.add_argument("--resolution", type=int, default=None, help="compute RESULTS/fvd_{R}.json for this R")
+    p.add_argument("--quality", action="store_true", help="compute RESULTS/quality.json")
+    p.add_argument("--device", default=None, help="evaluation.device")
+
+    def run(args):
+        from vqvideo.metrics.evaluate import evaluate
+
+        cfg = _load(args, {"device": "evaluation.device"})
+        evaluate(cfg, args.resolution, args.quality)
+        return 0
+
+    p.set_defaults(func=run)
+
+
+COMMANDS = [add_check_config, add_make_demo_data, add_download_kinetics600, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_encode, add_summary,
+            add_export_pairs, add_analyze_ratings, add_fvd, add_evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,6 +56,19 @@ class DemoConfig:
 
 
 @dataclass
+class DownloadConfig:
+    enabled: bool = False
+    splits: list[str] = field(default_factory=lambda: ["train", "val"])
+    path_lists: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    archives: str = "data/kinetics600_targz"
+    parallel: int = 4
+    retries: int = 3
+    timeout: float = 60
+    keep_archives: bool = False
+
+
+@dataclass
 class DataConfig:
     videos: str = "data/kinetics600"
     annotations: str | None = None
@@ -196,6 +209,7 @@ class Config:
     seed: int = 0
     results: str = "results"
     demo: DemoConfig = field(default_factory=DemoConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
     data: DataConfig = field(default_factory=DataConfig)
     vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
