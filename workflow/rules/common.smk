@@ -20,6 +20,13 @@ def final_outputs():
     return []
 
 
+def download_marker():
+    """complete.json of download_kinetics600 when download.enabled (an input of prepare_data), else nothing."""
+    if config["download"]["enabled"]:
+        return [f"{config['download']['archives']}/complete.json"]
+    return []
+
+
 # the schema's defaults of one resources entry (used where neither the rule's entry nor resources.default
 # names a key)
 _RESOURCE_DEFAULTS = {
