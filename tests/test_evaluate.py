@@ -1,0 +1,133 @@
+"""vqvideo evaluate / vqvideo fvd on shards written here in the contract layout (real HDF5, the real I3D).
+
+Small on purpose: 4 conditioning clips of 16 frames at 32x32, 2 samples each; `frames: predicted` (12 frames)
+keeps the I3D work at ~20 videos.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from vqvideo.cli import main
+from vqvideo.config import load_config
+from vqvideo.data.shards import write_shard
+from vqvideo.metrics import evaluate as ev
+
+N_CLIPS, T, S = 4, 16, 32
+
+
+def _clips(rng) -> np.ndarray:
+    """Moving gradients with a little noise: [N, T, S, S, 3] uint8."""
+    t, y, x = np.meshgrid(np.arange(T), np.arange(S), np.arange(S), indexing="ij")
+    out = []
+    for i in range(N_CLIPS):
+        base = np.stack([(x * 8 + t * (i + 1) * 3) % 256, (y * 8 - t * 5 * i) % 256,
+                         np.full_like(x, 60 * i)], -1).astype(np.float64)
+        out.append(np.clip(base + rng.normal(0, 5, base.shape), 0, 255).round().astype(np.uint8))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    res = root / "results"
+    rng = np.random.default_rng(0)
+    clips = _clips(rng)
+    # data stage: 2 train clips first, so the evaluation clips are manifest rows 2..5 in shard val-00000.h5
+    write_shard(res / "data" / "shards" / "train-00000.h5", {"clips": clips[:2]})
+    write_shard(res / "data" / "shards" / "val-00000.h5", {"clips": clips})
+    with open(res / "data" / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["shard", "index", "source", "start_s", "label", "split"])
+        for i in range(2):
+            w.writerow(["train-00000.h5", i, f"t{i}.mp4", 0.0, "a", "train"])
+        for i in range(N_CLIPS):
+            w.writerow(["val-00000.h5", i, f"v{i}.mp4", 0.0, "a", "val"])
+    ids = np.arange(2, 2 + N_CLIPS)
+    # samples: 2 per clip, the real clip with its predicted frames perturbed
+    videos = np.repeat(clips, 2, axis=0).astype(np.int16)
+    videos[:, 4:] += rng.integers(-40, 40, videos[:, 4:].shape, dtype=np.int16)
+    write_shard(res / "samples" / "shard-00000.h5",
+                {"videos": np.clip(videos, 0, 255).astype(np.uint8), "clip": np.repeat(ids, 2),
+                 "sample": np.tile([0, 1], N_CLIPS)})
+    copy = clips.copy()
+    copy[:, 4:] = clips[:, 3:4]
+    write_shard(res / "baselines" / "copy_last" / "shard-00000.h5",
+                {"videos": copy, "clip": ids, "sample": np.zeros(N_CLIPS, np.int64)})
+    # reconstructions equal to the real clips: the reconstruction bracket must be ~0 and FVD* = FVD
+    write_shard(res / "latents" / "val" / "recon-00000.h5", {"videos": clips, "clip": ids})
+    cfg = {"results": str(res), "evaluation": {"resolutions": [32], "folds": 2, "frames": "predicted",
+                                               "batch_size": 4}}
+    (root / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    return root
+
+
+def test_evaluate_writes_fvd_and_quality(results, capsys):
+    cfgfile = results / "cfg.yaml"
+    assert main(["evaluate", "--configfile", str(cfgfile), "--resolution", "32", "--quality"]) == 0
+    out = json.loads((results / "results" / "fvd_32.json").read_text())
+    assert out["resolution"] == 32 and len(out["folds"]) == 2
+    assert out["value"] == pytest.approx(np.mean(out["folds"]))
+    assert out["std"] == pytest.approx(np.std(out["folds"]))
+    assert out["n_videos"]["samples"] == 8 and out["n_videos"]["real"] == 4
+    assert out["fvd"]["fold_sizes"] == [[4, 2], [4, 2]]
+    assert out["rank_deficient"] is True
+    assert out["protocol"]["frames"] == "predicted" and out["protocol"]["n_frames"] == 12
+    assert len(out["weights"]["sha256"]) == 64 and out["config_hash"]
+    recon = out["baselines"]["reconstructions"]
+    assert abs(recon["value"]) < 1e-3 * out["value"]
+    np.testing.assert_allclose(out["fvd_star"]["folds"], out["folds"], rtol=1e-9)
+    assert out["value"] > 0 and out["baselines"]["copy_last"]["value"] > 0
+
+    q = json.loads((results / "results" / "quality.json").read_text())
+    assert q["predicted_frames"] == [5, 16]
+    assert len(q["samples"]["psnr_per_frame"]) == 12 and len(q["copy_last"]["ssim_per_frame"]) == 12
+    assert q["samples"]["best_of_k_psnr"] >= q["samples"]["psnr"] - 1e-9
+    assert q["samples"]["n_clips"] == 4 and q["copy_last"]["n_videos"] == 4
+    assert q["diversity"]["pairs"] == 4 and q["diversity"]["mean_pairwise_1_minus_ssim"] > 0
+
+    # a second run takes every feature set from the content-keyed cache
+    capsys.readouterr()
+    assert main(["evaluate", "--configfile", str(cfgfile), "--resolution", "32"]) == 0
+    log = capsys.readouterr().out
+    assert log.count("from the cache") == 4 and "through I3D" not in log
+    again = json.loads((results / "results" / "fvd_32.json").read_text())
+    assert again["folds"] == out["folds"]
+
+
+def test_folds_are_disjoint_seeded_and_cover_all():
+    clips = np.repeat(np.arange(10, 21), 3)
+    folds = ev.assign_folds(clips, 2, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(10, 21))
+    assert not set(folds[0]) & set(folds[1])
+    assert [f.tolist() for f in folds] == [f.tolist() for f in ev.assign_folds(clips, 2, seed=0)]
+    assert [f.tolist() for f in folds] != [f.tolist() for f in ev.assign_folds(clips, 2, seed=1)]
+    with pytest.raises(ValueError, match="folds"):
+        ev.assign_folds([1, 2], 3, seed=0)
+
+
+def test_fvd_cli_on_npz(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (2, 9, 16, 16, 3), dtype=np.uint8)
+    b = (a // 2).astype(np.uint8)
+    np.savez(tmp_path / "a.npz", videos=a)
+    np.savez(tmp_path / "b.npz", b)
+    out = tmp_path / "fvd.json"
+    with pytest.warns(UserWarning, match="rank-deficient"):
+        assert main(["fvd", "--real", str(tmp_path / "a.npz"), "--fake", str(tmp_path / "b.npz"),
+                     "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["fvd"] > 0 and res["n_real"] == 2 and res["rank_deficient"] is True
+    np.savez(tmp_path / "c.npz", videos=a[:, :, :8])
+    assert main(["fvd", "--real", str(tmp_path / "a.npz"), "--fake", str(tmp_path / "c.npz")]) == 2
+    assert "differ in shape" in capsys.readouterr().err
+
+
+def test_config_section_round_trips():
+    cfg = load_config(None, {"evaluation.frames": "predicted", "evaluation.folds": 3})
+    assert cfg.evaluation.frames == "predicted" and cfg.evaluation.folds == 3 and cfg.evaluation.seed == 0
