@@ -1,0 +1,32 @@
+# The data stage: (demo videos ->) videos -> fixed-size clips in HDF5 shards, a manifest and a list of rejects.
+# prepare_data is a checkpoint: later stages scatter one job per shard after listing {RESULTS}/data/shards
+# (data_shard_numbers() in common.smk calls checkpoints.prepare_data.get()).
+
+if config["demo"]["enabled"]:
+
+    rule make_demo_data:
+        output:
+            directory(config["data"]["videos"]),
+        log:
+            f"{RESULTS}/logs/make_demo_data.log",
+        threads: rule_threads("make_demo_data")
+        resources:
+            **rule_resources("make_demo_data"),
+        shell:
+            "vqvideo make-demo-data --configfile {CONFIGFILE} --out {output} > {log} 2>&1"
+
+
+checkpoint prepare_data:
+    input:
+        unpack(prepare_data_input),
+    output:
+        manifest=f"{RESULTS}/data/manifest.csv",
+        rejects=f"{RESULTS}/data/rejects.csv",
+        shards=directory(f"{RESULTS}/data/shards"),
+    log:
+        f"{RESULTS}/logs/prepare_data.log",
+    threads: config["data"]["workers"]  # decoding processes; Snakemake caps them at --cores
+    resources:
+        **rule_resources("prepare_data"),
+    shell:
+        "vqvideo prepare-data --configfile {CONFIGFILE} --out {RESULTS}/data --workers {threads} > {log} 2>&1"
