@@ -22,6 +22,13 @@ BASE = dict(batch_size=8, lr=1e-2, log_every=1, checkpoint_every=4, eval_every=1
             warmup_steps=0, grad_clip=1.0)
 
 
+@pytest.fixture(autouse=True)
+def cpu_only(request, monkeypatch):
+    """The exactness tests run on the CPU (also on a GPU machine, where TF32 and atomics would blur them)."""
+    if "cuda" not in request.node.name:
+        monkeypatch.setenv("VQVIDEO_DEVICE", "cpu")
+
+
 def train_log(out: Path) -> list[dict]:
     return [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r["split"] == "train"]
 
@@ -123,3 +130,16 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert one.keys() == two.keys() and all(abs(one[s] - two[s]) < 1e-5 for s in one)
     assert load_checkpoint(tmp_path / "two" / "checkpoint.pt")["world_size"] == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_bf16_training_learns_and_loads_on_cpu(tmp_path):
+    cfg = {**BASE, "steps": 120, "log_every": 20, "amp": True, "num_workers": 2}
+    net = run(tmp_path, cfg, model={"width": 64})
+    assert next(net.parameters()).device.type == "cuda"
+    log = train_log(tmp_path)
+    assert log[-1]["loss"] < 0.3 * log[0]["loss"] and log[-1]["max_mem_gb"] > 0
+    model, _ = load_model(tmp_path / "checkpoint.pt", lambda c: TinyNet(**c))  # map_location="cpu"
+    assert next(model.parameters()).device.type == "cpu"
+    resumed = run(tmp_path, {**cfg, "steps": 130}, model={"width": 64})  # resume on the GPU
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 130 and resumed is not None

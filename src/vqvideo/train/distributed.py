@@ -79,12 +79,17 @@ def all_gather_object(obj) -> list:
 def setup() -> torch.device:
     """Join the process group when launched with ``WORLD_SIZE > 1``; return this process's device.
 
+    The device is ``cuda:LOCAL_RANK`` when CUDA is available, else (or with ``VQVIDEO_DEVICE=cpu``) the CPU.
     Idempotent: a second call returns the device without re-initialising.
     """
     ws = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    if torch.cuda.is_available() and os.environ.get("VQVIDEO_DEVICE", "").lower() != "cpu":
+        local_ws = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
+        if local_ws > torch.cuda.device_count():
+            raise RuntimeError(f"{local_ws} processes on this node but {torch.cuda.device_count()} GPU(s): "
+                               "start one process per GPU (or set VQVIDEO_DEVICE=cpu)")
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")

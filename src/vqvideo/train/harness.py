@@ -122,7 +122,8 @@ def fit(model: nn.Module,
 
     log = _Log(out_dir / "log.jsonl", start)
     window = _Window()
-    bar = tqdm(total=cfg.steps, initial=start, desc=kind, disable=not dist.is_main(), dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=start, desc=kind, disable=not dist.is_main(), dynamic_ncols=True,
+               mininterval=0.1 if sys.stderr.isatty() else 30)  # a batch job's log: a line every 30 s
     with _StopFlag() as stop_flag, _workers(loader) as batches:
         for step in range(start, cfg.steps):
             t0 = time.perf_counter()
@@ -141,7 +142,7 @@ def fit(model: nn.Module,
             bar.update()
             if evaluate is not None and dist.is_main() and (done % cfg.eval_every == 0 or done == cfg.steps):
                 log.write({"step": done, "split": "val", **_evaluate(evaluate, model, device)})
-            stop = dist.any_flag(stop_flag.signum is not None, device)
+            stop = dist.any_flag(stop_flag.signum is not None, device) and done < cfg.steps
             if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
                 run.checkpoint(done, position)
             if stop:
