@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import numpy as np

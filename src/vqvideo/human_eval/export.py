@@ -12,9 +12,10 @@ are paired on the conditioning clips they share. ``OUT/page/`` gets everything t
     OUT/page/media/<id>.gif
 
 Blinding: file ids are random and drawn independently of the sides; media bytes depend only on the pixels
-(no names, paths, dates or model metadata: the MP4 muxer runs bit-exact, the GIF has no comment); media files
-are written in the order of their ids and all get the same mtime, so neither listing order nor timestamps
-follow the models. File sizes follow the content, which the rater sees anyway. Everything is seeded
+(vqvideo.viz writes no names, paths or dates, only the encoder's version, the same in every file; x264 gives
+the same bytes for the same frames from 64 pixels wide up, while narrower frames vary slightly from run to
+run); media files are written in the order of their ids and all get the same mtime, so neither listing order
+nor timestamps follow the models. File sizes follow the content, which the rater sees anyway. Everything is seeded
 (``human_eval.seed``) so an export can be rebuilt; the seed therefore determines the sides: keep it from
 the raters.
 """
@@ -37,9 +38,11 @@ import numpy as np
 from PIL import Image
 
 from vqvideo.data.shards import atomic_write_text, list_shards
+from vqvideo.viz import save_gif, save_mp4
 
 PAGE_FILES = ("index.html", "app.js", "style.css")
 PAIRS_PLACEHOLDER = "__PAIRS_JSON__"
+MP4_CRF = 12  # near-lossless: keeps the nearest-upscaled pixel blocks sharp
 MEDIA_MTIME = 946684800  # 2000-01-01: one fixed timestamp for every media file, so mtimes say nothing
 
 
@@ -96,36 +99,6 @@ def display_frames(video: np.ndarray, resolution: int | None, upscale: int) -> n
     if upscale > 1:  # exact nearest neighbour: every pixel becomes an upscale x upscale block
         video = video.repeat(upscale, axis=1).repeat(upscale, axis=2)
     return np.ascontiguousarray(video)
-
-
-# ------------------------------------------------------------------------------------------ media
-def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
-    """H.264 (yuv420p) MP4 of ``[T, H, W, 3]`` frames, bit-exact muxing so no version or date is written."""
-    import av
-    from fractions import Fraction
-
-    # faststart (index first) lets a browser start playing before the whole file has arrived
-    with av.open(str(path), "w", format="mp4", options={"fflags": "+bitexact", "movflags": "+faststart"}) as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        # crf 12 keeps the nearest-upscaled blocks sharp; one thread keeps the bytes reproducible
-        stream.options = {"crf": "12", "preset": "medium", "threads": "1"}
-        stream.codec_context.flags |= av.codec.context.Flags.bitexact
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-
-
-def encode_gif(frames: np.ndarray, fps: float) -> bytes:
-    """Looping GIF of ``[T, H, W, 3]`` frames (no comment or other metadata)."""
-    images = [Image.fromarray(f) for f in frames]
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                   duration=max(20, round(1000 / fps)), optimize=False, disposal=1)
-    return buf.getvalue()
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -221,8 +194,8 @@ def export_pairs(a: str | Path, b: str | Path, out: str | Path, n_pairs: int = 3
         for vid, model, clip in tqdm(jobs, desc="export-pairs", disable=not progress):
             frames = display_frames(read_video(*sources[model][clip]), resolution, upscale)
             shapes.add(frames.shape)
-            write_mp4(tmp / "media" / f"{vid}.mp4", frames, fps)
-            (tmp / "media" / f"{vid}.gif").write_bytes(encode_gif(frames, fps))
+            save_mp4(frames, tmp / "media" / f"{vid}.mp4", fps=fps, crf=MP4_CRF)
+            save_gif(frames, tmp / "media" / f"{vid}.gif", fps=fps)
         if len(shapes) > 1:
             raise ExportError(f"videos differ in shape {sorted(shapes)}; set human_eval.resolution")
         for f in sorted((tmp / "media").iterdir()):
