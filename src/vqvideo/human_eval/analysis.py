@@ -53,7 +53,7 @@ class RatingsError(ValueError):
 def _read_csv(path: Path, required: tuple[str, ...], exact: bool, problems: list[str]) -> list[tuple[int, dict]]:
     """Rows of a CSV as (line number, {column: value}); header problems go to ``problems``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")   # -sig: a file re-saved by a spreadsheet may start with a BOM
     except FileNotFoundError:
         problems.append(f"{path}: file not found")
         return []
