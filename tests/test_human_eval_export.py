@@ -150,6 +150,14 @@ def test_rerun_replaces_the_page_atomically(sets, tmp_path):
     assert len(new) == 8 and not (old & new)   # no stale media from the previous export
     assert sorted(os.listdir(out)) == ["key.csv", "page"]   # no temporary folders or files left
     assert len(read_csv(out / "key.csv")) == 2
+    # once ratings are collected, a new export would change the videos behind their pair ids: refused
+    (out / "ratings").mkdir()
+    (out / "ratings" / "r1.csv").write_text("rater_id,pair_id,choice\nr1,p001,left\n")
+    with pytest.raises(ExportError, match="already holds ratings"):
+        export_pairs(a, b, out, n_pairs=2, seed=5, resolution=None, upscale=1, fps=10, progress=False)
+    assert set(os.listdir(out / "page" / "media")) == new
+    export_pairs(a, b, out, n_pairs=2, seed=5, resolution=None, upscale=1, fps=10, progress=False, force=True)
+    assert set(os.listdir(out / "page" / "media")) != new
 
 
 def test_refusals(tmp_path):

@@ -241,6 +241,7 @@ def add_export_pairs(sub):
     p.add_argument("--seed", type=int, default=None, help="human_eval.seed (keep it from the raters)")
     p.add_argument("--name-a", dest="name_a", default=None, help="human_eval.name_a")
     p.add_argument("--name-b", dest="name_b", default=None, help="human_eval.name_b")
+    p.add_argument("--force", action="store_true", help="export even if OUT/human_eval.ratings_dir holds ratings")
 
     def run(args):
         from vqvideo.human_eval.export import ExportError, export_pairs
@@ -252,7 +253,8 @@ def add_export_pairs(sub):
         b = args.b or cfg.results_dir / "baselines" / "copy_last"
         try:
             pairs = export_pairs(a, b, out, n_pairs=he.n_pairs, seed=he.seed, name_a=he.name_a, name_b=he.name_b,
-                                 resolution=he.resolution, upscale=he.upscale, fps=he.fps or cfg.data.fps)
+                                 resolution=he.resolution, upscale=he.upscale, fps=he.fps or cfg.data.fps,
+                                 ratings_dir=he.ratings_dir, force=args.force)
         except ExportError as e:
             print(f"vqvideo export-pairs: {e}", file=sys.stderr)
             return 2

@@ -164,13 +164,23 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 def export_pairs(a: str | Path, b: str | Path, out: str | Path, n_pairs: int = 30, seed: int = 0,
                  name_a: str = "ours", name_b: str = "copy_last", resolution: int | None = 64,
-                 upscale: int = 4, fps: float = 25.0, progress: bool = True) -> list[Pair]:
-    """Write ``out/page/`` and ``out/key.csv`` for up to ``n_pairs`` clips present in both ``a`` and ``b``."""
+                 upscale: int = 4, fps: float = 25.0, ratings_dir: str = "ratings", force: bool = False,
+                 progress: bool = True) -> list[Pair]:
+    """Write ``out/page/`` and ``out/key.csv`` for up to ``n_pairs`` clips present in both ``a`` and ``b``.
+
+    Refuses (unless ``force``) when ``out/<ratings_dir>/`` already holds ratings: a new export would change
+    the videos behind the pair ids those ratings refer to.
+    """
     from tqdm import tqdm
 
     if name_a == name_b:
         raise ExportError(f"the two models need different names, got '{name_a}' twice")
     out = Path(out)
+    collected = sorted((out / ratings_dir).glob("*.csv"))
+    if collected and not force:
+        raise ExportError(f"{out / ratings_dir} already holds ratings of this export ({len(collected)} files); "
+                          "re-exporting would change the videos behind their pair ids: move them away first "
+                          "(or pass --force)")
     index_a, index_b = index_samples(a), index_samples(b)
     pairs = plan_pairs(list(index_a), list(index_b), n_pairs, seed, name_a, name_b)
     if len(pairs) < n_pairs:
