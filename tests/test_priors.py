@@ -1,0 +1,163 @@
+"""Top and bottom priors: exact causality with attention and conditioning, the shapes of Tables 4-8 (reduced
+widths), overfitting a tiny latent set, and the naive reference sampler."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from test_pixelcnn import EmbeddingProbe, assert_exactly_causal, dependence, randomize
+from vqvideo.models.bottom_prior import BottomPrior
+from vqvideo.models.conditioning import past_window
+from vqvideo.models.top_prior import TopPrior
+from vqvideo.sampling.naive import draw, sample_bottom, sample_top
+
+K = 6
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread is fastest, and other jobs share the CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+SMALL = dict(hidden=8, residual=8, heads=2, embed_dim=4, cond_channels=4, cond_hidden=8, cond_residual=4)
+
+
+def top_prior(shape=(3, 3, 3), **kw):
+    return TopPrior(K, shape, layers=kw.pop("layers", 5), attention_layers=1, cond_layers=1, **{**SMALL, **kw})
+
+
+def bottom_prior(shape=(4, 4), **kw):
+    return BottomPrior(K, shape, layers=kw.pop("layers", 5), attention_layers=1, cond_blocks=1, filter_size=3,
+                       **{**SMALL, **kw})
+
+
+def test_top_prior_is_exactly_causal_and_conditioning_is_free():
+    prior = randomize(top_prior())
+    probe = EmbeddingProbe(prior.pixelcnn.embed)
+    x = torch.randint(0, K, (1, 3, 3, 3))
+    ct = torch.randint(0, K, (1, 1, 3, 3))
+    cb = torch.randint(0, K, (1, 2, 6, 6))
+    assert_exactly_causal(dependence(
+        lambda n: prior(x.expand(n, -1, -1, -1), ct.expand(n, -1, -1, -1), cb.expand(n, -1, -1, -1)),
+        probe, (3, 3, 3)))
+    # the conditioning frames' latents influence the very first position
+    emb = EmbeddingProbe(prior.conditioning.embed_bottom)
+    prior(x, ct, cb)[0, :, 0, 0, 0].sum().backward()
+    assert emb.out.grad.abs().sum() > 0
+
+
+def test_bottom_prior_is_exactly_causal_within_a_timestep():
+    prior = randomize(bottom_prior())
+    probe = EmbeddingProbe(prior.pixelcnn.embed)
+    bottom = torch.randint(0, K, (1, 8, 4, 4))
+    top = torch.randint(0, K, (1, 4, 2, 2))
+    for n in (2, 5):
+        steps = torch.tensor([[n]])
+        dep = dependence(lambda m: prior(bottom.expand(m, -1, -1, -1), top.expand(m, -1, -1, -1),
+                                         steps.expand(m, 1))[:, 0], probe, (4, 4))
+        assert_exactly_causal(dep)
+
+
+def test_bottom_prior_sees_its_past_window_and_the_top():
+    prior = randomize(bottom_prior())
+    emb_past = EmbeddingProbe(prior.conditioning.embed_past)
+    emb_top = EmbeddingProbe(prior.conditioning.embed_top)
+    bottom = torch.randint(0, K, (1, 8, 4, 4))
+    prior(bottom, torch.randint(0, K, (1, 4, 2, 2)), torch.tensor([[6]]))[0, 0, :, 0, 0].sum().backward()
+    g = emb_past.out.grad[0, 0].abs().sum((-1, -2, -3))      # [window]: timesteps 2..5 all matter
+    assert (g > 0).all()
+    assert emb_top.out.grad.abs().sum() > 0
+
+
+def test_past_window_pads_before_the_clip():
+    bottom = torch.arange(8).view(1, 8, 1, 1).expand(2, 8, 2, 2)
+    w = past_window(bottom, torch.tensor([[2, 7], [3, 4]]), 4, pad_code=99)
+    assert w[0, 0, :, 0, 0].tolist() == [99, 99, 0, 1]
+    assert w[0, 1, :, 0, 0].tolist() == [3, 4, 5, 6]
+    assert w[1, 0, :, 1, 1].tolist() == [99, 0, 1, 2]
+
+
+def test_paper_shapes_with_reduced_widths():
+    """Table 4 input sizes and Tables 5-8 stack shapes, with small channel counts."""
+    top = TopPrior(512, (3, 32, 32), layers=5, attention_layers=1, **SMALL).eval()
+    ct, cb = torch.randint(0, 512, (1, 1, 32, 32)), torch.randint(0, 512, (1, 2, 64, 64))
+    c = top.conditioning
+    up = c.up(c.embed_top(ct).permute(0, 4, 1, 2, 3))
+    assert up.shape == (1, 4, 2, 64, 64)                       # 32x32 upsampled to 64x64x2
+    assert c.down(torch.cat([up, up], 1)).shape == (1, 4, 1, 32, 32)   # down to 32x32 (x256 in the paper)
+    assert top.condition(ct, cb).shape == (1, 8, 3, 32, 32)   # 32x32x3 (x512 in the paper)
+    assert top(torch.randint(0, 512, (1, 3, 32, 32)), ct, cb).shape == (1, 512, 3, 32, 32)
+
+    bot = BottomPrior(512, (64, 64), layers=5, attention_layers=1, cond_blocks=2, filter_size=5, **SMALL).eval()
+    up = bot.upsample_top(torch.randint(0, 512, (1, 4, 32, 32)))
+    assert up.shape == (1, 8, 8, 64, 64)                       # 64x64x8 (x1024 in the paper)
+    past = torch.randint(0, 513, (1, 4, 64, 64))
+    assert bot.conditioning.past_features(past).shape == (1, 4, 64, 64)   # 4 timesteps down to 64x64
+    assert bot.condition(up[:, :, 3], past).shape == (1, 8, 64, 64)
+    logits = bot(torch.randint(0, 512, (1, 8, 64, 64)), torch.randint(0, 512, (1, 4, 32, 32)), torch.tensor([[2, 7]]))
+    assert logits.shape == (1, 2, 512, 64, 64)
+
+
+def test_paper_config_parameter_counts():
+    """The full Table 4-8 models build (on the meta device: no memory) with 40/20 layers, 8/4 attention layers."""
+    with torch.device("meta"):
+        top, bottom = TopPrior(512), BottomPrior(512)
+    assert len(top.pixelcnn.layers) == 40 and len(top.pixelcnn.attention) == 8
+    assert len(bottom.pixelcnn.layers) == 20 and len(bottom.pixelcnn.attention) == 4
+    assert len(bottom.conditioning.blocks) == 20 and len(top.conditioning.blocks) == 4
+    assert bottom.pixelcnn.layers[0].h_conv.kernel == (1, 3)   # filter 5: row y, columns x-2..x
+
+
+def _tiny_latents(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randint(0, K, s, generator=g)  # noqa: E731
+    return {"top": r(n, 4, 2, 2), "bottom": r(n, 8, 4, 4), "cond_top": r(n, 1, 2, 2), "cond_bottom": r(n, 2, 4, 4)}
+
+
+@pytest.mark.parametrize("level", ["top", "bottom"])
+def test_tiny_latent_set_can_be_overfit(level):
+    torch.manual_seed(0)
+    batch = _tiny_latents()
+    prior = top_prior((3, 2, 2), hidden=32, residual=32, layers=3) if level == "top" else \
+        bottom_prior((4, 4), hidden=32, residual=32, layers=3)
+    opt = torch.optim.Adam(prior.parameters(), lr=3e-3)
+    for _ in range(150):
+        if level == "top":
+            x, ct, cb = TopPrior.split(batch)
+            loss = F.cross_entropy(prior(x, ct, cb), x)
+        else:
+            bottom, top = BottomPrior.split(batch)
+            steps = torch.arange(2, 8).expand(4, 6)
+            loss = F.cross_entropy(prior(bottom, top, steps).transpose(1, 2), BottomPrior.targets(bottom, steps))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05, loss.item()     # from log(6) = 1.79 nats
+
+
+def test_gumbel_draw_matches_softmax():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.tensor([[0.0, 1.0, 2.0]]).expand(20000, 3)
+    tokens = draw(logits, torch.rand(20000, 3, generator=g), temperature=1.0)
+    freq = torch.bincount(tokens, minlength=3).float() / 20000
+    assert torch.allclose(freq, torch.softmax(logits[0], 0), atol=0.015)
+
+
+def test_naive_samplers_shapes_and_reproducibility():
+    top_p, bot_p = randomize(top_prior((3, 2, 2))), randomize(bottom_prior((4, 4)))
+    data = _tiny_latents(2)
+    runs = []
+    for _ in range(2):
+        g = torch.Generator().manual_seed(7)
+        top = sample_top(top_p, (data["cond_top"], data["cond_bottom"]), 1.0, g)
+        bottom = sample_bottom(bot_p, top, data["cond_bottom"], 1.0, g)
+        runs.append((top, bottom))
+    top, bottom = runs[0]
+    assert top.shape == (2, 4, 2, 2) and bottom.shape == (2, 8, 4, 4)
+    assert torch.equal(top[:, :1], data["cond_top"]) and torch.equal(bottom[:, :2], data["cond_bottom"])
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    assert top.min() >= 0 and top.max() < K and bottom.max() < K
+    with pytest.raises(ValueError):
+        sample_top(top_p.train(), (data["cond_top"], data["cond_bottom"]))
