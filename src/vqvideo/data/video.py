@@ -198,9 +198,11 @@ def _codec_tag(stream) -> str:
 
 
 def _declared_duration(stream, container) -> Fraction | None:
+    """The video stream's duration from the headers; the container's only when the video is its one stream
+    (an audio track may run longer than the video)."""
     if stream.duration and stream.time_base:
         return stream.duration * stream.time_base
-    if container.duration:
+    if container.duration and len(container.streams) == 1:
         return Fraction(container.duration, av.time_base)
     return None
 
@@ -309,8 +311,8 @@ def probe_duration(path: str | Path, frame_folder_fps: float = 25.0) -> float:
         with av.open(str(path), metadata_errors="ignore") as c:
             if not c.streams.video:
                 return 0.0
-            d = _declared_duration(c.streams.video[0], c)
-            return float(d) if d else 0.0
+            d = _declared_duration(c.streams.video[0], c) or Fraction(c.duration or 0, av.time_base)
+            return float(d)
     except (OSError, av.error.FFmpegError, ValueError):
         return 0.0
 
