@@ -1,0 +1,66 @@
+# Human evaluation (paper §5.2, Table 1). export_pairs writes the blind rating page for raters
+# (RESULTS/human_eval/page/) and the key (RESULTS/human_eval/key.csv, keep it private) from our samples and
+# the copy-last baseline. The raters' downloaded ratings.csv files go into the ratings folder,
+# RESULTS/human_eval/<human_eval.ratings_dir>/ (one file per rater, any name ending in .csv); human_eval scores
+# them, and is part of the default target only once that folder holds a CSV (human_eval_outputs()).
+HUMAN_EVAL = f"{RESULTS}/human_eval"
+RATINGS_DIR = f"{HUMAN_EVAL}/{config['human_eval']['ratings_dir']}"
+
+
+def ratings_files(wildcards=None):
+    """The raters' CSVs in the ratings folder (input function)."""
+    return sorted(str(p) for p in Path(RATINGS_DIR).glob("*.csv") if not p.name.startswith("."))
+
+
+def human_eval_outputs():
+    """The page and key always; the analysis once ratings exist (for final_outputs)."""
+    outputs = [f"{HUMAN_EVAL}/page/index.html", f"{HUMAN_EVAL}/key.csv"]
+    if ratings_files():
+        outputs += [f"{RESULTS}/human_eval.json", f"{RESULTS}/human_eval.png"]
+    return outputs
+
+
+rule export_pairs:
+    input:
+        samples=sample_shards,
+        copy_last=copy_last_shards,
+    output:
+        page=f"{HUMAN_EVAL}/page/index.html",
+        key=f"{HUMAN_EVAL}/key.csv",
+    log:
+        f"{RESULTS}/logs/human_eval/export_pairs.log",
+    params:
+        configfile=CONFIGFILE,
+        a=f"{RESULTS}/samples",
+        b=f"{RESULTS}/baselines/copy_last",
+        out=lambda wildcards, output: str(Path(output.key).parent),
+    threads: rule_threads("export_pairs")
+    resources:
+        **rule_resources("export_pairs"),
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "vqvideo export-pairs --configfile {params.configfile} --a {params.a} --b {params.b} --out {params.out}"
+        " > {log} 2>&1"
+
+
+rule human_eval:
+    input:
+        key=f"{HUMAN_EVAL}/key.csv",
+        page=f"{HUMAN_EVAL}/page/index.html",
+        ratings=ratings_files,
+    output:
+        json=f"{RESULTS}/human_eval.json",
+        chart=report(f"{RESULTS}/human_eval.png", caption="../report/human_eval.rst", category="Human evaluation"),
+    log:
+        f"{RESULTS}/logs/human_eval/analyze_ratings.log",
+    params:
+        configfile=CONFIGFILE,
+    threads: rule_threads("human_eval")
+    resources:
+        **rule_resources("human_eval"),
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "vqvideo analyze-ratings --configfile {params.configfile} --key {input.key} --ratings {input.ratings}"
+        " --json {output.json} --chart {output.chart} > {log} 2>&1"
