@@ -1,6 +1,9 @@
 """Top and bottom priors: exact causality with attention and conditioning, the shapes of Tables 4-8 (reduced
 widths), overfitting a tiny latent set, and the naive reference sampler."""
 
+import json
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -161,3 +164,62 @@ def test_naive_samplers_shapes_and_reproducibility():
     assert top.min() >= 0 and top.max() < K and bottom.max() < K
     with pytest.raises(ValueError):
         sample_top(top_p.train(), (data["cond_top"], data["cond_bottom"]))
+
+
+def write_random_latents(folder, split, n, k, seed, shards=1):
+    """Latent shards in encode's layout (demo-like small sizes) with random codes."""
+    from vqvideo.data.shards import write_shard
+
+    rng = np.random.default_rng(seed)
+    for s in range(shards):
+        r = lambda *shape: rng.integers(0, k, (n, *shape)).astype(np.int16)  # noqa: E731
+        write_shard(folder / split / f"shard-{s:05d}.h5",
+                    {"top": r(4, 2, 2), "bottom": r(8, 4, 4), "cond_top": r(1, 2, 2), "cond_bottom": r(2, 4, 4),
+                     "clip": np.arange(n, dtype=np.int64) + s * n})
+
+
+TINY_RAW = {
+    "vqvae": {"model": {"codebook_size": K}},
+    "top_prior": {"model": {"hidden": 8, "residual": 8, "layers": 2, "attention_layers": 1, "heads": 2,
+                            "embed_dim": 4, "cond_channels": 4, "cond_hidden": 8, "cond_residual": 4, "cond_layers": 1},
+                  "train": {"batch_size": 4, "steps": 3, "num_workers": 0, "eval_every": 2, "eval_batches": 1,
+                            "log_every": 1, "threads": 1}},
+    "bottom_prior": {"model": {"hidden": 8, "residual": 8, "layers": 2, "attention_layers": 1, "heads": 2,
+                               "filter_size": 3, "embed_dim": 4, "cond_channels": 4, "cond_hidden": 8,
+                               "cond_residual": 4, "cond_blocks": 1},
+                     "slices_per_clip": 2,
+                     "train": {"batch_size": 4, "steps": 3, "num_workers": 0, "eval_every": 2, "eval_batches": 1,
+                               "log_every": 1, "threads": 1}},
+    "evaluation": {"split": "val"},
+}
+
+
+@pytest.mark.parametrize("level", ["top", "bottom"])
+def test_train_prior_cli_writes_checkpoint_and_metrics(tmp_path, level):
+    import yaml
+
+    from vqvideo.cli import main
+    from vqvideo.train.checkpoint import load_model
+    from vqvideo.train.priors import build_prior
+
+    write_random_latents(tmp_path / "latents", "train", 6, K, 0, shards=2)
+    write_random_latents(tmp_path / "latents", "val", 3, K, 1)
+    cfgfile = tmp_path / "c.yaml"
+    cfgfile.write_text(yaml.safe_dump({**TINY_RAW, "results": str(tmp_path / "results")}))
+    assert main(["train-prior", "--configfile", str(cfgfile), "--level", level,
+                 "--latents", str(tmp_path / "latents")]) == 0
+    out = tmp_path / "results" / "priors" / level
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["val_latents"] == 3 * (3 * 2 * 2 if level == "top" else 6 * 4 * 4)
+    # random codes: the unigram baseline is about log2(K) bits, and the untrained prior is not far from it
+    assert abs(metrics["unigram_bits_per_latent"] - np.log2(K)) < 0.3
+    assert 0 < metrics["val_bits_per_latent"] < 2 * np.log2(K)
+    assert metrics["relative_improvement"] == pytest.approx(
+        1 - metrics["val_bits_per_latent"] / metrics["unigram_bits_per_latent"])
+    for name in ("checkpoint.pt", "log.jsonl", "loss.png", "bits.png"):
+        assert (out / name).is_file(), name
+    model, ckpt = load_model(out / "checkpoint.pt", lambda c: build_prior(level, c))
+    assert ckpt["kind"] == f"{level}_prior" and ckpt["step"] == 3
+    assert type(model).__name__ == ("TopPrior" if level == "top" else "BottomPrior")
+    # the shapes come from the latents: top predicts timesteps 1..3, bottom 2..7
+    assert tuple(ckpt["model_config"]["shape"]) == ((3, 2, 2) if level == "top" else (4, 4))

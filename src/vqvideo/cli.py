@@ -196,6 +196,29 @@ def add_train_vqvae(sub):
     p.set_defaults(func=run)
 
 
+def add_train_prior(sub):
+    p = _parser(sub, "train-prior", "train the top or bottom PixelCNN prior on cached latents (resumes its checkpoint)")
+    p.add_argument("--level", choices=["top", "bottom"], required=True, help="which prior")
+    p.add_argument("--latents", type=Path, default=None, help="latent folder with one subfolder per split "
+                   "(default: RESULTS/latents)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/priors/LEVEL)")
+    p.add_argument("--steps", type=int, default=None, help="override LEVEL_prior.train.steps")
+
+    def run(args):
+        import json
+
+        from vqvideo.train.priors import train_prior
+
+        cfg = _load(args, {"steps": f"{args.level}_prior.train.steps"})
+        metrics = train_prior(cfg, args.level, args.latents or cfg.results_dir / "latents",
+                              args.out or cfg.results_dir / "priors" / args.level)
+        if metrics:
+            print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def add_encode(sub):
     p = _parser(sub, "encode", "encode one data shard into latent codes (+ reconstructions with --recon)")
     p.add_argument("--shard", type=Path, required=True, help="data shard, e.g. results/data/shards/val-00000.h5")
@@ -341,7 +364,7 @@ def add_evaluate(sub):
     p.set_defaults(func=run)
 
 
-COMMANDS = [add_check_config, add_make_demo_data, add_download_kinetics600, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_encode, add_summary,
+COMMANDS = [add_check_config, add_make_demo_data, add_download_kinetics600, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_train_prior, add_encode, add_summary,
             add_export_pairs, add_analyze_ratings, add_fvd, add_evaluate]
 
 

@@ -121,7 +121,18 @@ class EncodeConfig:
 
 @dataclass
 class TopPriorModelConfig:
-    pass
+    hidden: int = 512
+    residual: int = 1024
+    layers: int = 40
+    attention_layers: int = 8
+    heads: int = 8
+    filter_size: int = 3
+    dropout: float = 0.5
+    embed_dim: int = 64
+    cond_channels: int = 256
+    cond_hidden: int = 512
+    cond_residual: int = 128
+    cond_layers: int = 4
 
 
 @dataclass
@@ -132,12 +143,25 @@ class TopPriorConfig:
 
 @dataclass
 class BottomPriorModelConfig:
-    pass
+    hidden: int = 512
+    residual: int = 1024
+    layers: int = 20
+    attention_layers: int = 4
+    heads: int = 8
+    filter_size: int = 5
+    dropout: float = 0.0
+    embed_dim: int = 64
+    cond_channels: int = 256
+    cond_hidden: int = 1024
+    cond_residual: int = 256
+    cond_blocks: int = 20
+    window: int = 4
 
 
 @dataclass
 class BottomPriorConfig:
     model: BottomPriorModelConfig = field(default_factory=BottomPriorModelConfig)
+    slices_per_clip: int = 1
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

@@ -1,0 +1,202 @@
+"""The prior training stage (``vqvideo train-prior --level top|bottom``): fit on cached latents, then evaluate.
+
+Both priors train on the latent shards only (no video decoding), with the shared harness (teacher forcing,
+cross-entropy). What each models, and from what, is what sampling will have (see the model modules):
+
+- top: ``x = top[:, 1:]`` (the predicted top timesteps) given ``cond_top``, ``cond_bottom`` (the 4
+  conditioning frames encoded alone);
+- bottom: bottom timesteps ``first..Tb-1`` given ``cat(cond_top, top[:, 1:])`` and past bottom timesteps of
+  ``cat(cond_bottom, bottom[:, first:])``; each step trains ``slices_per_clip`` random timesteps per clip.
+
+Outputs in ``out_dir`` (``results/priors/{level}``): ``checkpoint.pt``, ``log.jsonl`` and ``loss.png`` (from
+the harness), ``bits.png`` (train and validation bits per latent) and ``metrics.json``: validation negative
+log-likelihood in bits per latent over the whole validation split, the unigram baseline (the cross-entropy
+of the validation codes under the training codes' empirical distribution, add-one smoothed so that a code
+unseen in training costs finite bits) and the relative improvement ``1 - nll / unigram``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+
+from vqvideo.models.bottom_prior import BottomPrior
+from vqvideo.models.top_prior import TopPrior
+
+LEVELS = ("top", "bottom")
+LN2 = math.log(2.0)
+
+
+def build_prior(level: str, model_config: dict):
+    """The prior a checkpoint's ``model_config`` describes: ``load_model(path, lambda c: build_prior(level, c))``
+    (``TopPrior(**c)`` / ``BottomPrior(**c)`` work too)."""
+    return {"top": TopPrior, "bottom": BottomPrior}[level](**model_config)
+
+
+def prior_model_config(cfg, level: str, item: dict) -> dict:
+    """Constructor arguments of the ``level`` prior: the config section's model keys, the codebook size of the
+    VQ-VAE and the shapes of one latent item (so shapes live in the latents, nowhere else)."""
+    section = cfg.top_prior if level == "top" else cfg.bottom_prior
+    conf = {"codebook_size": int(cfg.vqvae.model.codebook_size), **dataclasses.asdict(section.model)}
+    if level == "top":
+        t, h, w = item["top"].shape
+        conf["shape"] = [t - item["cond_top"].shape[0], h, w]
+    else:
+        tb, h, w = item["bottom"].shape
+        conf.update(shape=[h, w], timesteps=tb, first=int(item["cond_bottom"].shape[0]))
+    return conf
+
+
+# --------------------------------------------------------------------------------------------- losses
+def top_loss(model, batch: dict):
+    """Harness loss of the top prior: mean cross-entropy (nats) over the predicted top codes."""
+    x, cond_top, cond_bottom = TopPrior.split(batch)
+    loss = F.cross_entropy(model(x, cond_top, cond_bottom).float(), x)
+    return loss, {"bits": loss.detach() / LN2}
+
+
+def random_steps(batch_size: int, first: int, timesteps: int, count: int, device) -> torch.Tensor:
+    """[B, count] distinct random timesteps in first..timesteps-1 per clip (all of them, in order, if count
+    covers them)."""
+    n = timesteps - first
+    if count >= n:
+        return torch.arange(first, timesteps, device=device).expand(batch_size, n)
+    return torch.rand(batch_size, n, device=device).argsort(1)[:, :count] + first
+
+
+def bottom_loss_fn(slices_per_clip: int):
+    """Harness loss of the bottom prior: mean cross-entropy over ``slices_per_clip`` random timesteps per clip."""
+
+    def loss_fn(model, batch: dict):
+        bottom, top = BottomPrior.split(batch)
+        prior = getattr(model, "module", model)
+        steps = random_steps(bottom.shape[0], prior.first, prior.timesteps, slices_per_clip, bottom.device)
+        logits = model(bottom, top, steps)                           # [B, S, K, H, W]
+        loss = F.cross_entropy(logits.float().transpose(1, 2), BottomPrior.targets(bottom, steps))
+        return loss, {"bits": loss.detach() / LN2}
+
+    return loss_fn
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def nll_bits(prior, dataset, batch_size: int) -> tuple[float, int]:
+    """Mean negative log-likelihood in bits per modelled latent over ``dataset`` (all predicted timesteps),
+    and the number of latents. Teacher forcing: exactly the factorisation sampling uses."""
+    was_training = prior.training
+    prior.eval()
+    device = next(prior.parameters()).device
+    total, count = 0.0, 0
+    for batch in DataLoader(dataset, batch_size=batch_size, num_workers=0):
+        batch = _to(batch, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            if prior.level == "top":
+                x, ct, cb = TopPrior.split(batch)
+                logits, target = prior(x, ct, cb), x
+            else:
+                bottom, top = BottomPrior.split(batch)
+                steps = random_steps(bottom.shape[0], prior.first, prior.timesteps, prior.timesteps, device)
+                logits = prior(bottom, top, steps).transpose(1, 2)
+                target = BottomPrior.targets(bottom, steps)
+        total += float(F.cross_entropy(logits.float(), target, reduction="sum"))
+        count += target.numel()
+    prior.train(was_training)
+    return total / max(count, 1) / LN2, count
+
+
+def code_counts(dataset, level: str, codebook_size: int) -> np.ndarray:
+    """Histogram [K] of the modelled codes of ``level`` (top timesteps 1.., bottom timesteps first..) over a
+    LatentDataset, read shard by shard."""
+    counts = np.zeros(codebook_size, dtype=np.int64)
+    for path in dataset.shards:
+        with h5py.File(path, "r") as f:
+            skip = f["cond_top" if level == "top" else "cond_bottom"].shape[1]
+            codes = f[level][:, skip:]
+        counts += np.bincount(codes.astype(np.int64).ravel(), minlength=codebook_size)[:codebook_size]
+    return counts
+
+
+def unigram_baseline(train_counts: np.ndarray, val_counts: np.ndarray) -> dict:
+    """Bits per latent of the validation codes under the training codes' add-one smoothed unigram
+    distribution, and the entropy of the (unsmoothed) training distribution."""
+    p = (train_counts + 1.0) / (train_counts.sum() + len(train_counts))
+    q = train_counts / max(train_counts.sum(), 1)
+    return {"unigram_bits_per_latent": float(-(val_counts * np.log2(p)).sum() / max(val_counts.sum(), 1)),
+            "train_code_entropy_bits": float(-(q[q > 0] * np.log2(q[q > 0])).sum())}
+
+
+# --------------------------------------------------------------------------------------------- stage
+def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -> dict:
+    """Train the ``level`` prior of ``cfg`` on ``latents_dir``/train; validate on ``cfg.evaluation.split``;
+    write the outputs (module docstring) and return the metrics."""
+    from vqvideo.data.latents import LatentDataset
+    from vqvideo.train import distributed as dist
+    from vqvideo.train.harness import fit
+
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
+    out_dir = Path(out_dir)
+    section = cfg.top_prior if level == "top" else cfg.bottom_prior
+    tcfg = section.train
+    train_set = LatentDataset(latents_dir, "train")
+    val_set = LatentDataset(latents_dir, cfg.evaluation.split)
+    model_config = prior_model_config(cfg, level, train_set[0])
+    # the periodic validation: the first eval_batches batches; the final one: the whole split
+    eval_batch = max(1, min(tcfg.batch_size, 32))
+    val_subset = Subset(val_set, range(min(len(val_set), tcfg.eval_batches * eval_batch)))
+
+    def evaluate(model):
+        return {"bits": nll_bits(model, val_subset, eval_batch)[0]}
+
+    torch.manual_seed(cfg.seed)  # the initial weights
+    model = build_prior(level, model_config)
+    loss_fn = top_loss if level == "top" else bottom_loss_fn(cfg.bottom_prior.slices_per_clip)
+    t0 = time.perf_counter()
+    model = fit(model, loss_fn, train_set, tcfg, out_dir, model_config, evaluate=evaluate, seed=cfg.seed,
+                kind=f"{level}_prior")
+    train_seconds = time.perf_counter() - t0
+    if not dist.is_main():
+        return {}
+    bits, tokens = nll_bits(model, val_set, eval_batch)
+    k = model_config["codebook_size"]
+    baseline = unigram_baseline(code_counts(train_set, level, k), code_counts(val_set, level, k))
+    metrics = {
+        "level": level,
+        "split": cfg.evaluation.split,
+        "val_bits_per_latent": bits,
+        **baseline,
+        "relative_improvement": 1.0 - bits / baseline["unigram_bits_per_latent"],
+        "val_latents": tokens,
+        "val_clips": len(val_set),
+        "train_clips": len(train_set),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "model": model.describe(),
+        "steps": tcfg.steps,
+        "batch_size": tcfg.batch_size,
+        "train_seconds_this_run": round(train_seconds, 1),
+    }
+    _write_outputs(out_dir, metrics, level)
+    return metrics
+
+
+def _write_outputs(out_dir: Path, metrics: dict, level: str) -> None:
+    from vqvideo.data.shards import atomic_write_text
+    from vqvideo.viz import plot_curves
+
+    log = out_dir / "log.jsonl"
+    if log.exists():
+        plot_curves(log, out_dir / "bits.png", ["bits"], title=f"{level} prior: bits per latent (train, val)")
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
