@@ -194,3 +194,35 @@ def test_page_shows_data_as_text(tmp_path, browser):
     assert browser.find_element(By.ID, "title").text == evil
     assert browser.title == evil
     assert browser.execute_script("return window.pwned === undefined")
+
+
+def test_served_over_http_and_gif_fallback(export, browser):
+    """The same page from a plain static server (python -m http.server); a browser without H.264 gets the GIFs."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(export / "page"))
+    handler.log_message = lambda *a, **k: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
+        "source": "HTMLMediaElement.prototype.canPlayType = function () { return ''; };"})
+    try:
+        browser.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        box = browser.find_element(By.ID, "rater")
+        box.clear()
+        box.send_keys("web-1", Keys.ENTER)
+        _wait(browser, lambda d: d.find_element(By.ID, "rate-panel").is_displayed(), what="rating panel over http")
+        assert browser.find_element(By.ID, "left-video").is_displayed() is False
+        _wait(browser, lambda d: d.execute_script(
+            "const l = document.getElementById('left-gif'), r = document.getElementById('right-gif');"
+            "return l.complete && r.complete && l.naturalWidth > 0 && r.naturalWidth > 0;"), what="GIFs loaded")
+        assert browser.find_element(By.ID, "left-gif").get_attribute("src").endswith(".gif")
+        _press(browser, Keys.ARROW_LEFT)
+        _wait(browser, lambda d: _progress(d) == f"1 of {N_PAIRS} rated", what="a rating over http")
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+        server.shutdown()
+        server.server_close()
