@@ -38,7 +38,8 @@ def _slurm_up() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_slurm_up() is not None, reason=str(_slurm_up()))]
+_WHY_NOT = _slurm_up()
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_WHY_NOT is not None, reason=str(_WHY_NOT))]
 
 
 def _copy_repo(dst: Path) -> Path:
