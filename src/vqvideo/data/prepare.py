@@ -72,7 +72,7 @@ def discover(videos: Path, default_split: str = "train", annotations: str | Path
     if annotations:
         return _discover_annotations(videos, Path(annotations))
     sources, rejects = [], []
-    for folder, dirs, files in os.walk(videos):
+    for folder, dirs, files in os.walk(videos, followlinks=True):  # split folders are often symlinks
         folder_path = Path(folder)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files = sorted(f for f in files if not f.startswith("."))
