@@ -17,7 +17,40 @@ CONFIGFILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfile
 
 def final_outputs():
     """The default target: each stage adds its end products here."""
-    return [f"{RESULTS}/data/manifest.csv"]
+    return [f"{RESULTS}/data/manifest.csv", f"{RESULTS}/vqvae/metrics.json", all_latents]
+
+
+# --------------------------------------------------------------------------- VQ-VAE and latent encoding
+EVAL_SPLIT_VQ = config["evaluation"]["split"]
+
+
+def data_shard_numbers(split):
+    """Numbers i (as 5-digit strings) of the data shards {split}-{i}.h5, known once prepare_data ran."""
+    checkpoints.prepare_data.get()
+    folder = Path(RESULTS) / "data" / "shards"
+    return sorted(p.stem.rsplit("-", 1)[1] for p in folder.glob(f"{split}-*.h5") if not p.name.startswith("."))
+
+
+def data_splits():
+    """Splits that have data shards (train, val, ...), known once prepare_data ran."""
+    checkpoints.prepare_data.get()
+    folder = Path(RESULTS) / "data" / "shards"
+    return sorted({p.stem.rsplit("-", 1)[0] for p in folder.glob("*.h5") if not p.name.startswith(".")})
+
+
+def latent_shards(split):
+    """Latent shards of one split, one per data shard (use inside an input function or lambda)."""
+    return [f"{RESULTS}/latents/{split}/shard-{i}.h5" for i in data_shard_numbers(split)]
+
+
+def recon_shards(wildcards=None):
+    """Reconstructions of the evaluation split, one per data shard (input function)."""
+    return [f"{RESULTS}/latents/{EVAL_SPLIT_VQ}/recon-{i}.h5" for i in data_shard_numbers(EVAL_SPLIT_VQ)]
+
+
+def all_latents(wildcards=None):
+    """Every latent shard of every split plus the evaluation split's reconstructions (input function)."""
+    return [p for split in data_splits() for p in latent_shards(split)] + recon_shards()
 
 
 # --------------------------------------------------------------------------- data
