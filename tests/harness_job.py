@@ -64,12 +64,12 @@ def make_loss_fn(sleep: float = 0.0, crash_at: int | None = None):
 
 
 def run(out: str | Path, train: dict, model: dict | None = None, sleep: float = 0.0,
-        crash_at: int | None = None, n: int = 96) -> nn.Module:
+        crash_at: int | None = None, n: int = 96, evaluate=None) -> nn.Module:
     model = model or {}
     torch.manual_seed(0)  # the same initial weights in every process (DDP also broadcasts rank 0's)
     net = TinyNet(**model)
     return fit(net, make_loss_fn(sleep, crash_at), dataset(n), TrainConfig(**train), Path(out),
-               model_config=model, seed=0, kind="tiny")
+               model_config=model, evaluate=evaluate, seed=0, kind="tiny")
 
 
 def main() -> None:

@@ -94,6 +94,22 @@ def test_resume_after_crash_is_bit_identical(tmp_path):
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
 
 
+def test_evaluation_is_logged_and_leaves_the_training_stream_alone(tmp_path):
+    cfg = {**BASE, "steps": 9, "eval_every": 4}
+    model = {"dropout": 0.3}
+    data = dataset()
+
+    def evaluate(net):
+        assert not net.training and not torch.is_grad_enabled()
+        torch.rand(100)  # an evaluation that draws random numbers (e.g. sampling) ...
+        return {"mse": torch.nn.functional.mse_loss(net(data.tensors[0]), data.tensors[1]), "n": 96}
+
+    with_eval = params(run(tmp_path / "a", cfg, model, evaluate=evaluate))
+    assert_same(with_eval, params(run(tmp_path / "b", cfg, model)))  # ... does not change the training
+    val = [r for r in map(json.loads, (tmp_path / "a" / "log.jsonl").read_text().splitlines()) if r["split"] == "val"]
+    assert [r["step"] for r in val] == [4, 8, 9] and all(isinstance(r["mse"], float) and r["n"] == 96 for r in val)
+
+
 def test_sigterm_checkpoints_exits_and_resumes_exactly(tmp_path):
     out = tmp_path / "job"
     cfg = {**BASE, "steps": 10_000, "checkpoint_every": 10_000, "num_workers": 2}  # workers must survive SIGTERM

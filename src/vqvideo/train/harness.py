@@ -54,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import numbers
 import signal
 import sys
 import threading
@@ -291,7 +292,8 @@ def _evaluate(evaluate, model: nn.Module, device: torch.device) -> dict:
     with torch.no_grad(), torch.random.fork_rng(devices=cuda):
         metrics = evaluate(model)
     model.train()
-    return {k: float(v) for k, v in metrics.items()}
+    # numbers become floats for the JSON log; other JSON values (lists, strings) pass through
+    return {k: float(v) if isinstance(v, numbers.Number) or torch.is_tensor(v) else v for k, v in metrics.items()}
 
 
 # --------------------------------------------------------------------------------------------- checkpoints
@@ -392,6 +394,9 @@ class _Window:
     def add(self, loss: torch.Tensor, metrics: dict, data_s: float) -> None:
         for key, value in {"loss": loss, **metrics}.items():
             value = torch.as_tensor(value, dtype=torch.float32, device=loss.device).detach()
+            if value.numel() != 1:
+                raise ValueError(f"metric {key!r} has shape {list(value.shape)}: loss_fn returns scalar metrics")
+            value = value.reshape(())
             self.sums[key] = self.sums[key] + value if key in self.sums else value
         self.steps += 1
         self.data_s += data_s
