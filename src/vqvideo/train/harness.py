@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import numbers
 import signal
@@ -148,10 +149,7 @@ def fit(model: nn.Module,
                 run.checkpoint(done, position)
             if stop:
                 bar.close()
-                print(f"[{kind}] stopped by signal {stop_flag.name()} after step {done}; checkpoint written to "
-                      f"{ckpt_path}; exiting with code {PREEMPTED_EXIT_CODE}. Run the same command to resume.",
-                      file=sys.stderr, flush=True)
-                raise Preempted(done)
+                raise _preempted(kind, stop_flag.name(), done, ckpt_path)
     bar.close()
     if dist.is_main():
         from vqvideo.viz import plot_curves
@@ -269,10 +267,17 @@ def _set_lr(opt: torch.optim.Optimizer, cfg, step: int) -> float:
 
 
 def _wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    """DDP without buffer broadcasts in forward: models all-reduce their own buffer statistics (EMA codebooks)."""
     if not dist.is_distributed():
         return model
-    return nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+    ddp = nn.parallel.DistributedDataParallel
+    if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters:  # torch >= 2.13
+        no_sync = {"forward_sync_buffers": False}  # buffers still synced once at init
+    else:
+        for buffer in model.buffers():  # broadcast_buffers=False syncs no buffer, not even at init
+            dist.broadcast(buffer, src=0)
+        no_sync = {"broadcast_buffers": False}
+    return ddp(model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
 
 def _train_step(model, loss_fn, batch, opt, cfg, device) -> tuple[torch.Tensor, dict]:
@@ -382,6 +387,13 @@ class _StopFlag:
     def __exit__(self, *exc):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+
+
+def _preempted(kind: str, signal_name: str, step: int, path: Path) -> Preempted:
+    if dist.is_main():
+        print(f"[{kind}] stopped by {signal_name} after step {step}; checkpoint written to {path}; exiting with "
+              f"code {PREEMPTED_EXIT_CODE}. Run the same command to resume.", file=sys.stderr, flush=True)
+    return Preempted(step)
 
 
 class _Window:
