@@ -46,7 +46,38 @@ def vqvae_section(cfg) -> dict:
     }
 
 
-SECTIONS: dict[str, Callable] = {"vqvae": vqvae_section}
+def _prior_section(cfg, level: str) -> dict:
+    """Parameters, receptive field and the shapes a prior models (latent shapes from the VQ-VAE on ``meta``)."""
+    from vqvideo.train.priors import build_prior, prior_model_config
+
+    shapes = vqvae_section(cfg)
+    fake = {name: torch.empty(shape) for name, shape in
+            (("top", shapes["latent_shapes"]["top"]), ("bottom", shapes["latent_shapes"]["bottom"]),
+             ("cond_top", shapes["cond_latent_shapes"]["top"]), ("cond_bottom", shapes["cond_latent_shapes"]["bottom"]))}
+    conf = prior_model_config(cfg, level, fake)
+    with torch.device("meta"):
+        prior = build_prior(level, conf)
+        batch = {k: torch.zeros(1, *v.shape, dtype=torch.long) for k, v in fake.items()}
+        if level == "top":
+            logits = prior(*prior.split(batch))
+        else:
+            bottom, top = prior.split(batch)
+            logits = prior(bottom, top, torch.full((1, 1), prior.first, dtype=torch.long))[:, 0]
+    described = prior.describe()
+    return {
+        "parameters": parameter_count(prior),
+        "parameters_by_part": {name: parameter_count(m) for name, m in prior.named_children()},
+        "models": described["models"],
+        "order": described["order"],
+        "logits_shape": list(logits.shape[1:]),
+        "receptive_field": described["receptive_field"],
+        "attention_after_layers": [i + 1 for i in prior.pixelcnn.attention_after],
+    }
+
+
+SECTIONS: dict[str, Callable] = {"vqvae": vqvae_section,
+                                 "top_prior": lambda cfg: _prior_section(cfg, "top"),
+                                 "bottom_prior": lambda cfg: _prior_section(cfg, "bottom")}
 
 
 def summarize(cfg) -> dict:

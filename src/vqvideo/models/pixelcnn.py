@@ -79,7 +79,7 @@ class CausalConv(nn.Module):
 
     def weight(self) -> torch.Tensor:
         w = self.conv.weight
-        return w if self.mask is None else w * self.mask.to(w.dtype)
+        return w if self.mask is None else w * self.mask.to(device=w.device, dtype=w.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, self.pad)
