@@ -67,12 +67,13 @@ def load_model(path: str | Path, build: Callable[[dict], nn.Module],
 
 # --------------------------------------------------------------------------------------------- RNG state
 def rng_state() -> dict:
-    """This process's RNG states (torch CPU, CUDA, numpy, python) as tensors and plain values."""
+    """This process's RNG states (torch CPU, its current CUDA device, numpy, python): tensors and plain values."""
     np_state = np.random.get_state()
     py_state = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # this process's GPU only (one GPU per process); other GPUs' contexts stay untouched
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
                   "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
         "python": {"version": py_state[0], "state": torch.tensor(py_state[1], dtype=torch.int64),
@@ -83,8 +84,8 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     """Restore what :func:`rng_state` returned."""
     torch.set_rng_state(state["torch"].cpu())
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     p = state["python"]
