@@ -85,8 +85,10 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> 
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     n, h, w, _ = frames.shape
     with av.open(str(tmp), "w") as container:
+        # one thread and no assembly: x264's SIMD code reads past the frame buffers (uninitialised memory), which
+        # made about one file in ten differ between runs; these videos are tiny, so plain C is fast enough
         stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "threads": "1",
-                                                                    "preset": "medium"})
+                                                                    "preset": "medium", "x264-params": "asm=0"})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.thread_count = 1  # x264 output depends on its thread count: one is the same everywhere
         for i, frame in enumerate(frames):
