@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/vqvae.smk"
+include: "workflow/rules/priors.smk"
 
 
 rule all:

@@ -17,7 +17,25 @@ CONFIGFILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfile
 
 def final_outputs():
     """The default target: each stage adds its end products here."""
-    return [f"{RESULTS}/data/manifest.csv", f"{RESULTS}/vqvae/metrics.json", all_latents]
+    return [f"{RESULTS}/data/manifest.csv", f"{RESULTS}/vqvae/metrics.json", all_latents,
+            f"{RESULTS}/priors/top/metrics.json", f"{RESULTS}/priors/bottom/metrics.json"]
+
+
+# --------------------------------------------------------------------------- data
+def prepare_data_input(wildcards):
+    """The videos folder (made by make_demo_data for the demo) and the annotation CSVs, when they exist.
+
+    A missing videos folder is left to `vqvideo prepare-data`, which says so plainly, so that a dry run of
+    the paper's configuration works before Kinetics is downloaded.
+    """
+    inputs = {}
+    if download_marker():  # download_kinetics600 extracts into data.videos (when download.enabled)
+        inputs["download"] = download_marker()
+    if config["demo"]["enabled"] or Path(config["data"]["videos"]).exists():
+        inputs["videos"] = config["data"]["videos"]
+    if config["data"]["annotations"] and Path(config["data"]["annotations"]).exists():
+        inputs["annotations"] = config["data"]["annotations"]
+    return inputs
 
 
 # --------------------------------------------------------------------------- VQ-VAE and latent encoding
@@ -51,23 +69,6 @@ def recon_shards(wildcards=None):
 def all_latents(wildcards=None):
     """Every latent shard of every split plus the evaluation split's reconstructions (input function)."""
     return [p for split in data_splits() for p in latent_shards(split)] + recon_shards()
-
-
-# --------------------------------------------------------------------------- data
-def prepare_data_input(wildcards):
-    """The videos folder (made by make_demo_data for the demo) and the annotation CSVs, when they exist.
-
-    A missing videos folder is left to `vqvideo prepare-data`, which says so plainly, so that a dry run of
-    the paper's configuration works before Kinetics is downloaded.
-    """
-    inputs = {}
-    if download_marker():  # download_kinetics600 extracts into data.videos (when download.enabled)
-        inputs["download"] = download_marker()
-    if config["demo"]["enabled"] or Path(config["data"]["videos"]).exists():
-        inputs["videos"] = config["data"]["videos"]
-    if config["data"]["annotations"] and Path(config["data"]["annotations"]).exists():
-        inputs["annotations"] = config["data"]["annotations"]
-    return inputs
 
 
 def download_marker():
