@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import csv
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import h5py
 import numpy as np
@@ -17,6 +22,15 @@ from vqvideo.models.pixelcnn import PixelCNN
 from vqvideo.models.top_prior import TopPrior
 from vqvideo.sampling import incremental, naive
 from vqvideo.sampling.baseline import copy_last
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one torch thread is much faster than two on a busy machine (and keeps the tests fast)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _make_clip_data(results, shards=((("train", 3)), ("val", 3), ("val", 2)), size=16, seed=0):
@@ -158,3 +172,107 @@ def test_incremental_logits_equal_teacher_forcing(shape, k):
             pos = np.unravel_index(i, shape)
             step_logits = net(x.view(codes.shape), cond)[(slice(None), slice(None)) + tuple(pos)]
             assert torch.equal(naive.draw(step_logits, noise[(slice(None),) + tuple(pos)], 1.0), x[:, i])
+
+
+# --------------------------------------------------------------------------------------------- pipeline
+VQ = dict(hidden=8, res_hidden=4, res_layers=1, codebook_size=16, codebook_dim=4)
+TOP = dict(codebook_size=16, shape=[3, 2, 2], hidden=8, residual=8, layers=2, attention_layers=1, heads=2,
+           filter_size=3, dropout=0.0, embed_dim=4, cond_channels=4, cond_hidden=8, cond_residual=4, cond_layers=1)
+BOTTOM = dict(codebook_size=16, shape=[4, 4], timesteps=8, first=2, hidden=8, residual=8, layers=2,
+              attention_layers=1, heads=2, filter_size=3, embed_dim=4, cond_channels=4, cond_hidden=8,
+              cond_residual=4, cond_blocks=1, window=4)
+
+
+def _make_trained_results(tmp_path, **sampling):
+    """16x16 clips, a tiny VQ-VAE, its latent shards (encoded by the encode stage) and two tiny priors."""
+    from vqvideo.config import load_config
+    from vqvideo.encode import encode_shard
+    from vqvideo.models.vqvae import VQVAE
+    from vqvideo.train.checkpoint import save_checkpoint
+
+    results = tmp_path / "results"
+    clips = _make_clip_data(results, shards=(("val", 3), ("val", 2)), size=16)
+    torch.manual_seed(0)
+    for kind, model, config, path in [
+        ("vqvae", VQVAE(**VQ), VQ, results / "vqvae" / "checkpoint.pt"),
+        ("top_prior", _sharpen(TopPrior(**TOP), 2.0), TOP, results / "priors" / "top" / "checkpoint.pt"),
+        ("bottom_prior", _sharpen(BottomPrior(**BOTTOM), 2.0), BOTTOM, results / "priors" / "bottom" / "checkpoint.pt"),
+    ]:
+        save_checkpoint(path, {"kind": kind, "model": model.state_dict(), "model_config": config, "step": 0})
+    raw = {"results": str(results), "data": {"resolution": 16, "frames": 16}, "vqvae": {"model": VQ},
+           "evaluation": {"split": "val"}, "sampling": {"batch_size": 2, "samples_per_clip": 2, "grid_clips": 2,
+                                                         "device": "cpu", "threads": 1, **sampling}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(path)
+    for i in range(2):
+        encode_shard(cfg, results / "vqvae" / "checkpoint.pt", results / "data" / "shards" / f"val-{i:05d}.h5",
+                     results / "latents" / "val" / f"shard-{i:05d}.h5")
+    return path, clips
+
+
+def test_sample_writes_videos_of_the_conditioning_clips(tmp_path):
+    from vqvideo.models.vqvae import VQVAE, output_to_video, video_to_input
+
+    cfgfile, clips = _make_trained_results(tmp_path, max_clips=4)
+    results = tmp_path / "results"
+    assert main(["sample", "--configfile", str(cfgfile)]) == 0
+    shards = list_shards(results / "samples")
+    assert [p.name for p in shards] == ["shard-00000.h5", "shard-00001.h5"]
+    arrays, attrs = read_shard(shards[0])
+    n = 3 * 2  # 3 clips of val-00000 (max_clips 4 leaves 1 of val-00001), 2 samples each
+    assert arrays["videos"].shape == (n, 16, 16, 16, 3) and arrays["videos"].dtype == np.uint8
+    assert arrays["top"].shape == (n, 4, 2, 2) and arrays["bottom"].shape == (n, 8, 4, 4)
+    assert arrays["top"].dtype == arrays["bottom"].dtype == np.int16
+    assert arrays["clip"].tolist() == [0, 0, 1, 1, 2, 2] and arrays["sample"].tolist() == [0, 1] * 3
+    assert arrays["clip"].dtype == arrays["sample"].dtype == np.int64
+    assert attrs["seed"] == 0 and attrs["temperature"] == 1.0 and attrs["top_prior_hash"]
+    assert read_shard(shards[1])[0]["clip"].tolist() == [3, 3]
+    # the conditioning codes are those of the real first 4 frames encoded alone, and the videos are the
+    # decoder's output for the stored codes: frames 0-3 are the conditioning frames' reconstruction
+    vqvae = VQVAE(**VQ).eval()
+    vqvae.load_state_dict(torch.load(results / "vqvae" / "checkpoint.pt", weights_only=True)["model"])
+    top, bottom = (torch.from_numpy(arrays[k]).long() for k in ("top", "bottom"))
+    cond_top, cond_bottom = vqvae.encode_codes(video_to_input(torch.from_numpy(clips[arrays["clip"]][:, :4])))
+    assert torch.equal(top[:, :1], cond_top) and torch.equal(bottom[:, :2], cond_bottom)
+    assert np.array_equal(arrays["videos"], output_to_video(vqvae.decode_codes(top, bottom)).numpy())
+    assert not np.array_equal(arrays["videos"][0], arrays["videos"][1])  # two samples of one clip differ
+    for ext in ("gif", "mp4"):
+        assert (results / "samples" / f"grid-00000.{ext}").stat().st_size > 0
+    assert not (results / "samples" / ".parts").exists() or not any((results / "samples" / ".parts").iterdir())
+    # the same seed gives the same videos; the naive sampler gives the same as the incremental one
+    again = tmp_path / "again"
+    shutil.copytree(results, again / "results", ignore=shutil.ignore_patterns("samples"))
+    cfg2 = again / "config.yaml"
+    cfg2.write_text(cfgfile.read_text().replace(str(results), str(again / "results")))
+    assert main(["sample", "--configfile", str(cfg2), "--shard", "0", "--method", "naive"]) == 0
+    assert np.array_equal(read_shard(again / "results" / "samples" / "shard-00000.h5")[0]["videos"], arrays["videos"])
+
+
+def test_killed_sampling_job_resumes_without_duplicates_or_losses(tmp_path):
+    cfgfile, _ = _make_trained_results(tmp_path, max_clips=3, samples_per_clip=4)  # 12 videos, 6 batches
+    results = tmp_path / "results"
+    parts = results / "samples" / ".parts" / "shard-00000"
+    cmd = [sys.executable, "-m", "vqvideo.cli", "sample", "--configfile", str(cfgfile), "--shard", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("batch-*.h5"))) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    out = results / "samples" / "shard-00000.h5"
+    done = sorted(parts.glob("batch-*.h5"))
+    assert not out.exists() and 2 <= len(done) < 6, "the job was not killed mid-shard"
+    assert main(["sample", "--configfile", str(cfgfile), "--shard", "0"]) == 0
+    arrays, _ = read_shard(out)
+    assert arrays["clip"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert arrays["sample"].tolist() == [0, 1, 2, 3] * 3
+    # the result is an uninterrupted run's
+    fresh = tmp_path / "fresh"
+    shutil.copytree(results, fresh / "results", ignore=shutil.ignore_patterns("samples"))
+    cfg2 = fresh / "config.yaml"
+    cfg2.write_text(cfgfile.read_text().replace(str(results), str(fresh / "results")))
+    assert main(["sample", "--configfile", str(cfg2), "--shard", "0"]) == 0
+    whole, _ = read_shard(fresh / "results" / "samples" / "shard-00000.h5")
+    for key in ("videos", "top", "bottom", "clip", "sample"):
+        assert np.array_equal(arrays[key], whole[key]), key

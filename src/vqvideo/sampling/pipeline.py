@@ -1,0 +1,306 @@
+"""Predict 12 frames from 4: top prior, then the bottom prior timestep by timestep, then the VQ-VAE decoder.
+
+For each conditioning clip of a latent shard of the evaluation split, the conditioning latents (the first 4
+frames encoded alone: ``cond_top [1, h, w]``, ``cond_bottom [2, H, W]``) condition the top prior, which samples
+the 3 predicted top timesteps; the bottom prior then samples bottom timesteps 2..7 in order, each conditioned
+on the 4 top timesteps and its predecessors; the decoder turns ``top [4, h, w]`` and ``bottom [8, H, W]`` into
+16 frames, the first 4 of which are the conditioning frames' reconstructions.
+
+Sample shard ``i`` (``results/samples/shard-{i:05d}.h5``) follows latent shard ``i``: ``videos`` uint8
+``[N, 16, H, W, 3]`` (rounded), ``top``, ``bottom`` int16, ``clip`` int64 (manifest row), ``sample`` int64
+(index per clip); attrs ``seed``, ``temperature``, ``method`` and the checkpoints' hashes.
+
+Resuming: every batch is written atomically to ``.parts/shard-{i:05d}/batch-{b:05d}.h5`` as soon as it is
+sampled, with its own generator seeded from (seed, shard, batch), so a killed job redoes at most one batch
+and the finished shard is the same as an uninterrupted run's; the parts are gathered into the shard
+(atomically) and removed at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vqvideo.config import Config
+from vqvideo.data.shards import list_shards, read_shard, write_shard
+from vqvideo.sampling.clips import evaluation_groups, load_frames
+
+
+# --------------------------------------------------------------------------------------------- models
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def file_hash(path: str | Path) -> str:
+    """Short sha256 of a file (which checkpoint made a sample shard)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def checkpoint_paths(cfg: Config) -> dict[str, Path]:
+    r = cfg.results_dir
+    return {"vqvae": r / "vqvae" / "checkpoint.pt", "top_prior": r / "priors" / "top" / "checkpoint.pt",
+            "bottom_prior": r / "priors" / "bottom" / "checkpoint.pt"}
+
+
+class Models:
+    """The VQ-VAE and both priors, in eval mode on ``device``, with their checkpoints' hashes."""
+
+    def __init__(self, cfg: Config, device: torch.device):
+        from vqvideo.models.bottom_prior import BottomPrior
+        from vqvideo.models.top_prior import TopPrior
+        from vqvideo.models.vqvae import VQVAE
+        from vqvideo.train.checkpoint import load_model
+
+        paths = checkpoint_paths(cfg)
+        for name, path in paths.items():
+            if not path.is_file():
+                raise FileNotFoundError(f"{name} checkpoint not found: {path} (train it first)")
+        self.vqvae, _ = load_model(paths["vqvae"], lambda c: VQVAE(**c), map_location=device)
+        self.top, _ = load_model(paths["top_prior"], lambda c: TopPrior(**c), map_location=device)
+        self.bottom, _ = load_model(paths["bottom_prior"], lambda c: BottomPrior(**c), map_location=device)
+        self.hashes = {f"{name}_hash": file_hash(path) for name, path in paths.items()}
+        self.device = device
+
+
+def sample_latents(models: Models, cond_top: torch.Tensor, cond_bottom: torch.Tensor, temperature: float,
+                   generator: torch.Generator, method: str = "incremental") -> tuple[torch.Tensor, torch.Tensor]:
+    """Conditioning codes ``cond_top [B, 1, h, w]``, ``cond_bottom [B, 2, H, W]`` -> ``top [B, 4, h, w]``,
+    ``bottom [B, 8, H, W]`` (long), whose first timesteps are the conditioning codes."""
+    if method == "naive":
+        from vqvideo.sampling import naive as sampler
+    elif method == "incremental":
+        from vqvideo.sampling import incremental as sampler
+    else:
+        raise ValueError(f"unknown sampling method {method!r}")
+    cond_top, cond_bottom = cond_top.long(), cond_bottom.long()
+    top = sampler.sample_top(models.top, (cond_top, cond_bottom), temperature, generator)
+    bottom = sampler.sample_bottom(models.bottom, top, cond_bottom, temperature, generator)
+    return top, bottom
+
+
+@torch.no_grad()
+def decode_videos(vqvae, top: torch.Tensor, bottom: torch.Tensor) -> np.ndarray:
+    """Codes -> uint8 videos ``[B, T, H, W, 3]`` (rounded to the nearest level, clamped)."""
+    from vqvideo.models.vqvae import output_to_video
+
+    return output_to_video(vqvae.decode_codes(top, bottom)).cpu().numpy()
+
+
+@torch.no_grad()
+def encode_conditioning(vqvae, frames: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 conditioning frames ``[B, 4, H, W, 3]`` encoded alone -> ``cond_top [B, 1, h, w]``,
+    ``cond_bottom [B, 2, H', W']``."""
+    from vqvideo.models.vqvae import video_to_input
+
+    return vqvae.encode_codes(video_to_input(torch.from_numpy(np.ascontiguousarray(frames)).to(device)))
+
+
+def batch_seed(seed: int, shard: int, batch: int) -> int:
+    """The generator seed of one batch: independent of which batches ran before (resumable, parallel)."""
+    digest = hashlib.sha256(f"vqvideo-sample:{seed}:{shard}:{batch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def tokens_per_video(top_shape, bottom_shape, cond_top: int = 1, cond_bottom: int = 2) -> int:
+    """Tokens one video samples: the predicted top and bottom timesteps."""
+    t, h, w = top_shape
+    tb, hb, wb = bottom_shape
+    return (t - cond_top) * h * w + (tb - cond_bottom) * hb * wb
+
+
+# --------------------------------------------------------------------------------------------- shards
+def samples_dir(cfg: Config) -> Path:
+    return cfg.results_dir / "samples"
+
+
+def latent_shard_path(cfg: Config, shard: int) -> Path:
+    return cfg.results_dir / "latents" / cfg.evaluation.split / f"shard-{shard:05d}.h5"
+
+
+def latent_shard_numbers(cfg: Config) -> list[int]:
+    folder = cfg.results_dir / "latents" / cfg.evaluation.split
+    return [int(p.stem.rsplit("-", 1)[1]) for p in list_shards(folder, "shard-*.h5")]
+
+
+def _conditioning(cfg: Config, shard: int, models: Models):
+    """Kept clips of latent shard ``shard``: (manifest rows, cond_top, cond_bottom) as numpy arrays."""
+    kept = {row["clip"]: row for rows in evaluation_groups(cfg.results, cfg.evaluation.split,
+                                                           cfg.sampling.max_clips).values() for row in rows}
+    with h5py.File(latent_shard_path(cfg, shard), "r") as f:
+        clip_ids = f["clip"][()].astype(np.int64)
+        take = np.array([i for i, c in enumerate(clip_ids) if int(c) in kept], dtype=np.int64)
+        rows = [kept[int(clip_ids[i])] for i in take]
+        if "cond_top" in f and "cond_bottom" in f:
+            cond_top = f["cond_top"][()][take] if len(take) else f["cond_top"][:0]
+            cond_bottom = f["cond_bottom"][()][take] if len(take) else f["cond_bottom"][:0]
+            return rows, cond_top, cond_bottom
+    # latents without conditioning codes: encode the first frames alone, as the latent stage does
+    tops, bottoms = [], []
+    for start in range(0, len(rows), cfg.sampling.batch_size):
+        frames = load_frames(cfg.results, rows[start:start + cfg.sampling.batch_size])
+        ct, cb = encode_conditioning(models.vqvae, frames[:, :cfg.sampling.cond_frames], models.device)
+        tops.append(ct.cpu().numpy())
+        bottoms.append(cb.cpu().numpy())
+    return rows, np.concatenate(tops), np.concatenate(bottoms)
+
+
+def _part_ok(path: Path, clips: np.ndarray, samples: np.ndarray, attrs: dict) -> bool:
+    """A part file written by an earlier run with the same settings for the same (clip, sample) pairs."""
+    try:
+        arrays, got = read_shard(path, ["clip", "sample"])
+    except (OSError, KeyError):
+        return False
+    same = all(str(got.get(k)) == str(v) for k, v in attrs.items())
+    return same and np.array_equal(arrays["clip"], clips) and np.array_equal(arrays["sample"], samples)
+
+
+def sample_shard(cfg: Config, shard: int, models: Models) -> Path:
+    """Sample every kept clip of latent shard ``shard`` ``samples_per_clip`` times; write the sample shard."""
+    s = cfg.sampling
+    out = samples_dir(cfg) / f"shard-{shard:05d}.h5"
+    parts_dir = samples_dir(cfg) / ".parts" / f"shard-{shard:05d}"
+    rows, cond_top, cond_bottom = _conditioning(cfg, shard, models)
+    clips = np.repeat(np.array([r["clip"] for r in rows], dtype=np.int64), s.samples_per_clip)
+    samples = np.tile(np.arange(s.samples_per_clip, dtype=np.int64), len(rows))
+    index = np.repeat(np.arange(len(rows)), s.samples_per_clip)  # row of cond_* for each video
+    attrs = {"seed": s.seed, "temperature": s.temperature, "method": s.method, "batch_size": s.batch_size,
+             "cond_frames": s.cond_frames, **models.hashes}
+
+    top_shape, bottom_shape = _latent_shapes(models.vqvae, cfg.data.frames, cfg.data.resolution)
+    tokens = tokens_per_video(top_shape, bottom_shape, cond_top.shape[1], cond_bottom.shape[1])
+    starts = list(range(0, len(clips), s.batch_size))
+    bar = tqdm(total=len(clips), unit="video", desc=f"sample shard {shard}", dynamic_ncols=True)
+    elapsed, done_now = 0.0, 0
+    for b, start in enumerate(starts):
+        sl = slice(start, start + s.batch_size)
+        part = parts_dir / f"batch-{b:05d}.h5"
+        if part.exists() and _part_ok(part, clips[sl], samples[sl], attrs):
+            bar.update(len(clips[sl]))
+            continue
+        t0 = time.perf_counter()
+        generator = torch.Generator(device=models.device).manual_seed(batch_seed(s.seed, shard, b))
+        ct = torch.from_numpy(cond_top[index[sl]]).to(models.device)
+        cb = torch.from_numpy(cond_bottom[index[sl]]).to(models.device)
+        top, bottom = sample_latents(models, ct, cb, s.temperature, generator, s.method)
+        videos = decode_videos(models.vqvae, top, bottom)
+        write_shard(part, {"videos": videos, "top": top.cpu().numpy().astype(np.int16),
+                           "bottom": bottom.cpu().numpy().astype(np.int16), "clip": clips[sl],
+                           "sample": samples[sl]}, attrs)
+        elapsed += time.perf_counter() - t0
+        done_now += len(videos)
+        bar.update(len(videos))
+        bar.set_postfix({"tokens/s": f"{done_now * tokens / elapsed:.0f}", "videos/s": f"{done_now / elapsed:.3f}"})
+    bar.close()
+
+    # gather: the parts in batch order are exactly the shard's videos, each once
+    res = cfg.data.resolution
+    names = ["videos", "top", "bottom", "clip", "sample"]
+    gathered = {k: [] for k in names}
+    for b in range(len(starts)):
+        arrays, _ = read_shard(parts_dir / f"batch-{b:05d}.h5", names)
+        for k in names:
+            gathered[k].append(arrays[k])
+    empty = {"videos": np.zeros((0, cfg.data.frames, res, res, 3), np.uint8),
+             "top": np.zeros((0, *top_shape), np.int16), "bottom": np.zeros((0, *bottom_shape), np.int16),
+             "clip": np.zeros(0, np.int64), "sample": np.zeros(0, np.int64)}
+    arrays = {k: np.concatenate(v) if v else empty[k] for k, v in gathered.items()}
+    write_grid(cfg, shard, rows, arrays)
+    write_shard(out, arrays, {**attrs, "config_hash": cfg.hash, "tokens_per_video": tokens})
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return out
+
+
+def _latent_shapes(vqvae, frames: int, resolution: int):
+    shapes = vqvae.latent_shapes(frames, resolution, resolution)
+    return tuple(shapes["top"]), tuple(shapes["bottom"])
+
+
+def write_grid(cfg: Config, shard: int, rows: list[dict], arrays: dict) -> list[Path]:
+    """``grid-{i:05d}.gif`` and ``.mp4``: one row per clip: conditioning | ground truth | its samples.
+
+    The conditioning column shows the real conditioning frames, then grey where the model predicts.
+    """
+    from vqvideo.viz import save_gif, save_mp4, video_grid
+
+    s = cfg.sampling
+    n = min(s.grid_clips, len(rows))
+    res, frames = cfg.data.resolution, cfg.data.frames
+    if n == 0:  # an empty shard (all its clips beyond max_clips) still gets its (blank) grid
+        grid = np.full((frames, res, res, 3), 128, np.uint8)
+    else:
+        real = load_frames(cfg.results, rows[:n])
+        cond = real.copy()
+        cond[:, s.cond_frames:] = 128
+        grid_rows = []
+        for k, row in enumerate(rows[:n]):
+            mine = arrays["videos"][arrays["clip"] == row["clip"]]
+            grid_rows.append(np.concatenate([cond[k:k + 1], real[k:k + 1], mine]))
+        grid = video_grid(grid_rows)
+    folder = samples_dir(cfg)
+    return [save_gif(grid, folder / f"grid-{shard:05d}.gif", fps=s.fps),
+            save_mp4(grid, folder / f"grid-{shard:05d}.mp4", fps=s.fps)]
+
+
+def run_sampling(cfg: Config, shard: int | None = None) -> list[Path]:
+    """Sample shard ``shard`` of the evaluation split (every latent shard when None); return the shards."""
+    if cfg.sampling.threads:
+        torch.set_num_threads(cfg.sampling.threads)
+    device = resolve_device(cfg.sampling.device)
+    shards = latent_shard_numbers(cfg) if shard is None else [shard]
+    if not shards:
+        raise FileNotFoundError(f"no latent shards in {cfg.results_dir / 'latents' / cfg.evaluation.split}")
+    models = Models(cfg, device)
+    written = []
+    for i in shards:
+        out = samples_dir(cfg) / f"shard-{i:05d}.h5"
+        written.append(out if out.exists() else sample_shard(cfg, i, models))
+    return written
+
+
+# --------------------------------------------------------------------------------------------- predict
+def predict_video(cfg: Config, video: str | Path, out: str | Path, start_s: float = 0.0) -> Path:
+    """Predict 12 frames after the first 4 (from ``start_s``) of any video; write them beside the real ones.
+
+    The video is decoded, resampled to ``data.fps`` and cropped to ``data.resolution`` as the data stage does.
+    The output (MP4, or GIF by suffix) shows, left to right: the real 16 frames when the video has them (else
+    the 4 conditioning frames then grey), then ``samples_per_clip`` predictions (4 reconstructed conditioning
+    frames + 12 predicted).
+    """
+    from vqvideo.data.video import load_frames as decode
+    from vqvideo.viz import save_gif, save_mp4, video_grid
+
+    s, d = cfg.sampling, cfg.data
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    skip = int(round(start_s * d.fps))
+    frames = decode(video, d.fps, d.resolution, max_frames=skip + d.frames, frame_folder_fps=d.frame_folder_fps)
+    frames = frames[skip:]
+    if len(frames) < s.cond_frames:
+        raise ValueError(f"{video}: only {len(frames)} frames from {start_s} s at {d.fps} fps; "
+                         f"{s.cond_frames} are needed")
+    device = resolve_device(s.device)
+    models = Models(cfg, device)
+    cond_top, cond_bottom = encode_conditioning(models.vqvae, frames[None, :s.cond_frames], device)
+    k = s.samples_per_clip
+    generator = torch.Generator(device=device).manual_seed(batch_seed(s.seed, -1, 0))
+    top, bottom = sample_latents(models, cond_top.repeat(k, 1, 1, 1), cond_bottom.repeat(k, 1, 1, 1),
+                                 s.temperature, generator, s.method)
+    predicted = decode_videos(models.vqvae, top, bottom)
+    real = np.full((d.frames, *frames.shape[1:]), 128, np.uint8)
+    real[:min(len(frames), d.frames)] = frames[:d.frames]
+    grid = video_grid([np.concatenate([real[None], predicted])])
+    out = Path(out)
+    return save_gif(grid, out, fps=s.fps) if out.suffix.lower() == ".gif" else save_mp4(grid, out, fps=s.fps)
