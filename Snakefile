@@ -16,6 +16,7 @@ include: "workflow/rules/download.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/vqvae.smk"
 include: "workflow/rules/priors.smk"
+include: "workflow/rules/sample.smk"
 
 
 rule all:

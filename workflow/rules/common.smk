@@ -18,7 +18,8 @@ CONFIGFILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfile
 def final_outputs():
     """The default target: each stage adds its end products here."""
     return [f"{RESULTS}/data/manifest.csv", f"{RESULTS}/vqvae/metrics.json", all_latents,
-            f"{RESULTS}/priors/top/metrics.json", f"{RESULTS}/priors/bottom/metrics.json"]
+            f"{RESULTS}/priors/top/metrics.json", f"{RESULTS}/priors/bottom/metrics.json",
+            sample_shards, sample_grids, copy_last_shards]
 
 
 # --------------------------------------------------------------------------- data
@@ -69,6 +70,22 @@ def recon_shards(wildcards=None):
 def all_latents(wildcards=None):
     """Every latent shard of every split plus the evaluation split's reconstructions (input function)."""
     return [p for split in data_splits() for p in latent_shards(split)] + recon_shards()
+
+
+# --------------------------------------------------------------------------- sampling
+def sample_shards(wildcards=None):
+    """Every sample shard, one per data shard of the evaluation split (input function)."""
+    return [f"{RESULTS}/samples/shard-{i}.h5" for i in data_shard_numbers(EVAL_SPLIT_VQ)]
+
+
+def sample_grids(wildcards=None):
+    """The grid (GIF and MP4) of every sample shard (input function)."""
+    return [f"{RESULTS}/samples/grid-{i}.{ext}" for i in data_shard_numbers(EVAL_SPLIT_VQ) for ext in ("gif", "mp4")]
+
+
+def copy_last_shards(wildcards=None):
+    """Every shard of the copy-last baseline, one per data shard of the evaluation split (input function)."""
+    return [f"{RESULTS}/baselines/copy_last/shard-{i}.h5" for i in data_shard_numbers(EVAL_SPLIT_VQ)]
 
 
 def download_marker():
