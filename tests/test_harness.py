@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -159,3 +160,14 @@ def test_cuda_bf16_training_learns_and_loads_on_cpu(tmp_path):
     assert next(model.parameters()).device.type == "cpu"
     resumed = run(tmp_path, {**cfg, "steps": 130}, model={"width": 64})  # resume on the GPU
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 130 and resumed is not None
+
+
+def test_module_docstring_example_runs(tmp_path, monkeypatch):
+    import re
+
+    import vqvideo.train.harness as harness
+
+    code = re.search(r"::\n\n(.*?)\n\n(?=\S)", harness.__doc__, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(textwrap.dedent(code), "harness-docstring", "exec"), {})
+    assert (tmp_path / "results" / "tiny" / "loss.png").exists()

@@ -1,8 +1,13 @@
 """One training loop for the VQ-VAE and both priors: AdamW, warmup, clipping, bf16 AMP, DDP, exact resume.
 
-A model plugs in with a loss function; everything else (data order, devices, checkpoints, logs) lives here::
+A model plugs in with a loss function; everything else (data order, devices, checkpoints, logs) lives here
+(tests/test_harness.py runs this example)::
+
+    from pathlib import Path
 
     import torch
+    from vqvideo.config import TrainConfig   # the CLI passes cfg.vqvae.train, cfg.top_prior.train, ...
+    from vqvideo.train.checkpoint import load_model
     from vqvideo.train.harness import fit
 
     class Tiny(torch.nn.Module):
@@ -10,29 +15,34 @@ A model plugs in with a loss function; everything else (data order, devices, che
             super().__init__()
             self.net = torch.nn.Linear(width, 1)
 
-        def forward(self, x):
-            return self.net(x)
+        def forward(self, x):                # [B, width] -> [B]
+            return self.net(x).squeeze(-1)
 
-    def loss_fn(model, batch):              # batch comes from the DataLoader, already on the device
+    def loss_fn(model, batch):               # batch: what the DataLoader yields, already on the device
         x, y = batch
-        loss = torch.nn.functional.mse_loss(model(x).squeeze(-1), y)   # call model(...), see below
-        return loss, {"mse": loss.detach()}  # scalar metrics: floats or 0-d tensors
+        pred = model(x)                      # once per step, through model(...): see the contract below
+        loss = torch.nn.functional.mse_loss(pred, y)
+        return loss, {"mae": (pred - y).abs().mean().detach()}   # scalar metrics: floats or 0-d tensors
 
-    model_config = {"width": 8}
-    model = Tiny(**model_config)
-    data = torch.utils.data.TensorDataset(torch.randn(256, 8), torch.randn(256))
-    model = fit(model, loss_fn, data, cfg.vqvae.train, out_dir=Path("results/tiny"),
-                model_config=model_config, kind="tiny")
-    # later: vqvideo.train.checkpoint.load_model("results/tiny/checkpoint.pt", lambda c: Tiny(**c))
+    model_config = {"width": 8}              # plain values: stored in the checkpoint, rebuilds the model
+    torch.manual_seed(0)                     # the initial weights
+    x = torch.randn(256, 8)
+    data = torch.utils.data.TensorDataset(x, x @ torch.randn(8))
+    cfg = TrainConfig(batch_size=32, steps=200, lr=1e-2, log_every=20, num_workers=0)
+    model = fit(Tiny(**model_config), loss_fn, data, cfg, out_dir=Path("results/tiny"),
+                model_config=model_config, kind="tiny")   # run again: returns at once (complete checkpoint)
+    model, ckpt = load_model("results/tiny/checkpoint.pt", lambda c: Tiny(**c))
+    assert ckpt["step"] == 200
 
 Contract for models and loss functions
-- ``loss_fn`` must go through ``model(...)`` (``forward``): under DDP ``model`` is the
+- ``loss_fn`` must call ``model(...)`` (``forward``) once per step: under DDP ``model`` is the
   DistributedDataParallel wrapper and only its forward prepares the gradient all-reduce. Reach other
   attributes through ``getattr(model, "module", model)``. The loss is a mean over the (per-rank) batch, so
   that averaging gradients over ranks equals one process with the global batch.
 - Every parameter gets a gradient each step (DDP runs with ``find_unused_parameters=False``).
-- Buffers updated in forward (EMA codebooks) are not broadcast (``broadcast_buffers=False``): the model
-  all-reduces its own statistics with :mod:`vqvideo.train.distributed`, in training mode only.
+- Buffers are broadcast from rank 0 once at the start and never in forward: buffers updated in forward
+  (EMA codebooks) are kept equal by the model, which all-reduces its own statistics with
+  :mod:`vqvideo.train.distributed`, in training mode only.
 - ``evaluate(model)`` runs on rank 0 only, in ``eval()`` mode under ``no_grad`` with a forked RNG (so it does
   not change the training random stream); it must not call collectives.
 - Datasets return the same item for the same index (random augmentation, if any, seeded from the index):
@@ -43,10 +53,22 @@ drawn from ``(seed, e)``. Step ``s`` consumes stream positions ``[p, p + B)`` (B
 of ``W`` takes ``[p + r*B/W, p + (r+1)*B/W)``, so W processes see exactly the samples one process sees.
 The stream position is saved in the checkpoint and resuming continues from it.
 
+Resume: when ``out_dir/checkpoint.pt`` exists, fit() continues from it (model, optimiser, step, every rank's
+RNG, data position) and drops log lines written after it, so the losses equal those of an uninterrupted run;
+a complete checkpoint (step >= cfg.steps) is loaded and returned without training; one made with another
+``model_config`` or ``kind`` is refused. ``cfg.steps`` may be raised to train further.
+
 Preemption (SLURM): SIGTERM or SIGUSR1 sets a flag; at the end of the current step every rank agrees to
 stop, a checkpoint is written, and the process exits with :data:`PREEMPTED_EXIT_CODE` (75) and a message on
-stderr. Running the same command again resumes from ``out_dir/checkpoint.pt``. With SLURM ask for an early
-signal (``#SBATCH --signal=USR1@120``) so that the step and the write finish before the SIGKILL.
+stderr; rerunning the same command resumes. DataLoader workers ignore both signals (SLURM signals every
+process of the step) and are stopped by fit(). Under ``torchrun`` the agent forwards SIGTERM to the ranks,
+waits 30 s for them, and exits with its own code (1). On a cluster run trainings under
+``python -m vqvideo.launch``, which stops them before the time limit and keeps the checkpoint for the retry.
+
+Log (``out_dir/log.jsonl``, rank 0): ``{"step", "split": "train", "loss", <metrics>, "grad_norm", "sec_per_step",
+"data_wait" (share of step time spent waiting for the DataLoader), "lr", "samples", "max_mem_gb" (CUDA)}``,
+means over the ``cfg.log_every`` steps since the last line and over ranks; ``{"step", "split": "val", ...}``
+from ``evaluate``.
 """
 
 from __future__ import annotations
