@@ -223,3 +223,20 @@ def test_train_prior_cli_writes_checkpoint_and_metrics(tmp_path, level):
     assert type(model).__name__ == ("TopPrior" if level == "top" else "BottomPrior")
     # the shapes come from the latents: top predicts timesteps 1..3, bottom 2..7
     assert tuple(ckpt["model_config"]["shape"]) == ((3, 2, 2) if level == "top" else (4, 4))
+
+
+def test_in_memory_latents_equal_the_latent_dataset(tmp_path):
+    from vqvideo.data.latents import LatentDataset
+    from vqvideo.train.priors import InMemoryLatents, code_counts, latent_set
+
+    write_random_latents(tmp_path, "train", 5, K, 3, shards=2)
+    disk = LatentDataset(tmp_path, "train")
+    mem = latent_set(tmp_path, "train")
+    assert isinstance(mem, InMemoryLatents) and len(mem) == len(disk) == 10
+    for i in (0, 4, 5, 9):
+        a, b = disk[i], mem[i]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
+    # the unigram counts cover exactly the modelled codes: top timesteps 1..3, bottom timesteps 2..7
+    top = torch.stack([disk[i]["top"][1:] for i in range(10)])
+    assert code_counts(disk, "top", K).tolist() == torch.bincount(top.flatten(), minlength=K).tolist()
+    assert code_counts(mem, "bottom", K).sum() == 10 * 6 * 4 * 4

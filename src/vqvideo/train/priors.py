@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from vqvideo.models.bottom_prior import BottomPrior
 from vqvideo.models.top_prior import TopPrior
@@ -54,6 +54,40 @@ def prior_model_config(cfg, level: str, item: dict) -> dict:
         tb, h, w = item["bottom"].shape
         conf.update(shape=[h, w], timesteps=tb, first=int(item["cond_bottom"].shape[0]))
     return conf
+
+
+IN_MEMORY_MB = 2048  # latent sets up to this size (the demo's) are read into memory once: no per-item HDF5 reads
+
+
+class InMemoryLatents(Dataset):
+    """The items of a LatentDataset (same keys, dtypes and order), all held in memory.
+
+    A small latent set is read shard by shard once; an item is then a few tensor views, so the training loop
+    never waits on HDF5. ``shards`` is kept (the unigram baseline reads it).
+    """
+
+    def __init__(self, dataset):
+        from vqvideo.data.latents import FIELDS
+        from vqvideo.data.shards import read_shard
+
+        self.shards = dataset.shards
+        parts = [read_shard(path, [*FIELDS, "clip"])[0] for path in self.shards]
+        self.arrays = {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in (*FIELDS, "clip")}
+
+    def __len__(self) -> int:
+        return len(self.arrays["clip"])
+
+    def __getitem__(self, i: int) -> dict:
+        return {k: v[i].long() for k, v in self.arrays.items()}
+
+
+def latent_set(latents_dir, split: str):
+    """LatentDataset of ``split``; in memory (:class:`InMemoryLatents`) when it is at most IN_MEMORY_MB."""
+    from vqvideo.data.latents import LatentDataset
+
+    dataset = LatentDataset(latents_dir, split)
+    item_bytes = sum(v.numel() * 2 for k, v in dataset[0].items() if k != "clip") + 8  # int16 codes on disk
+    return InMemoryLatents(dataset) if len(dataset) * item_bytes <= IN_MEMORY_MB * 2**20 else dataset
 
 
 # --------------------------------------------------------------------------------------------- losses
@@ -142,7 +176,6 @@ def unigram_baseline(train_counts: np.ndarray, val_counts: np.ndarray) -> dict:
 def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -> dict:
     """Train the ``level`` prior of ``cfg`` on ``latents_dir``/train; validate on ``cfg.evaluation.split``;
     write the outputs (module docstring) and return the metrics."""
-    from vqvideo.data.latents import LatentDataset
     from vqvideo.train import distributed as dist
     from vqvideo.train.harness import fit
 
@@ -151,8 +184,8 @@ def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -
     out_dir = Path(out_dir)
     section = cfg.top_prior if level == "top" else cfg.bottom_prior
     tcfg = section.train
-    train_set = LatentDataset(latents_dir, "train")
-    val_set = LatentDataset(latents_dir, cfg.evaluation.split)
+    train_set = latent_set(latents_dir, "train")
+    val_set = latent_set(latents_dir, cfg.evaluation.split)
     model_config = prior_model_config(cfg, level, train_set[0])
     # the periodic validation: the first eval_batches batches; the final one: the whole split
     eval_batch = max(1, min(tcfg.batch_size, 32))
