@@ -133,6 +133,20 @@ def test_sigterm_checkpoints_exits_and_resumes_exactly(tmp_path):
     assert losses(out) == losses(tmp_path / "straight")
 
 
+def test_sigusr1_preempts_too(tmp_path):
+    cfg = {**BASE, "steps": 10_000, "checkpoint_every": 10_000}
+    proc = subprocess.Popen([sys.executable, str(JOB), json.dumps({"out": str(tmp_path), "train": cfg, "sleep": 0.02})],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "log.jsonl").exists() or not (tmp_path / "log.jsonl").read_text():
+        assert proc.poll() is None and time.time() < deadline, "the job ended or stalled before training"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGUSR1)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == PREEMPTED_EXIT_CODE and "SIGUSR1" in stderr, stderr
+    assert 1 <= load_checkpoint(tmp_path / "checkpoint.pt")["step"] < 10_000
+
+
 def test_ddp_two_processes_equal_one_process(tmp_path):
     cfg = {**BASE, "steps": 6, "batch_size": 8}
     single = params(run(tmp_path / "one", cfg))
