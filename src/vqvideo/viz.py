@@ -130,7 +130,7 @@ def save_mp4(frames: np.ndarray, path: str | Path, fps: float = 8, crf: int = 18
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf)}
+            stream.options = {"crf": str(crf), "threads": "1"}  # one thread: the same bytes on every machine
             for f in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                     container.mux(packet)
