@@ -136,3 +136,42 @@ def test_failing_job_names_its_logs(runs, tmp_path):
     assert "Error in rule prepare_data" in err, err[-3000:]
     assert re.search(r"\.snakemake/slurm_logs/rule_prepare_data/\d+\.log", err), err[-3000:]
     assert "results_fail/logs/prepare_data.log" in err, err[-3000:]
+
+
+TRAINER = """
+import signal, sys, time, pathlib
+ckpt = pathlib.Path(sys.argv[1])
+step = int(ckpt.read_text()) if ckpt.exists() else 0
+print("start at step", step, flush=True)
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+while step < int(sys.argv[2]):
+    time.sleep(0.05)
+    step += 1
+    if stop:
+        ckpt.write_text(str(step))
+        sys.exit(75)
+ckpt.write_text(str(step))
+"""
+
+
+def test_training_survives_the_time_limit(tmp_path):
+    """A 'training' (30 s) longer than its 1-minute job less a 30 s margin: vqvideo.launch stops it before the
+    limit (squeue's end time minus the margin), keeps its checkpoint from Snakemake's cleanup, and the retry
+    resumes and finishes."""
+    shutil.copytree(ROOT / PROFILE, tmp_path / "profile")
+    (tmp_path / "trainer.py").write_text(TRAINER)
+    (tmp_path / "Snakefile").write_text(
+        "rule train:\n"
+        "    output: 'ckpt.txt'\n"
+        "    resources: runtime=1, mem_mb=200\n"
+        "    shell: 'python -m vqvideo.launch --resume {output} --runtime 1 --margin 0.5 -- "
+        "python trainer.py {output} 600 >> trace.txt 2>&1'\n")  # not a log: Snakemake empties logs per attempt
+    run, seconds = _snakemake(tmp_path, "--profile", "profile", "--retries", "2")
+    assert run.returncode == 0, (run.stderr + run.stdout)[-3000:]
+    assert (tmp_path / "ckpt.txt").read_text() == "600"
+    trace = (tmp_path / "trace.txt").read_text()
+    starts = [int(s) for s in re.findall(r"start at step (\d+)", trace)]
+    assert starts[0] == 0 and len(starts) >= 2 and 0 < starts[1] < 600, trace  # resumed, not restarted
+    assert "stopping the training" in trace
+    assert len(re.findall(r"submitted with SLURM jobid", run.stderr + run.stdout)) == len(starts)
