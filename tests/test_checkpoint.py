@@ -61,13 +61,24 @@ WRITER = textwrap.dedent("""
 """)
 
 
+def writing(folder) -> bool:
+    """A temporary file with some bytes in it exists (it may be renamed away while we look)."""
+    for p in folder.iterdir():
+        try:
+            if p.name.endswith(".tmp") and p.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
 def test_sigkill_during_write_keeps_previous(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, good_state(1))
     for _attempt in range(5):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
         deadline = time.time() + 60
-        while not any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+        while not writing(tmp_path):
             assert proc.poll() is None and time.time() < deadline
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
