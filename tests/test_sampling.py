@@ -93,6 +93,12 @@ def test_copy_last_command_writes_sample_shard_layout(tmp_path):
     assert np.array_equal(read_shard(shards[1])[0]["videos"], before)
 
 
+def test_sample_without_latents_or_checkpoints_says_so(tmp_path, capsys):
+    _make_clip_data(tmp_path / "results")
+    assert main(["sample", "--configfile", str(_config(tmp_path))]) == 1
+    assert "no latent shards" in capsys.readouterr().err
+
+
 def test_copy_last_shards_stay_numbered_like_the_data_shards(tmp_path):
     _make_clip_data(tmp_path / "results")
     assert main(["sample", "--method", "copy-last", "--max-clips", "2", "--configfile", str(_config(tmp_path))]) == 0
@@ -276,3 +282,25 @@ def test_killed_sampling_job_resumes_without_duplicates_or_losses(tmp_path):
     whole, _ = read_shard(fresh / "results" / "samples" / "shard-00000.h5")
     for key in ("videos", "top", "bottom", "clip", "sample"):
         assert np.array_equal(arrays[key], whole[key]), key
+
+
+def test_predict_writes_real_and_predicted_frames_side_by_side(tmp_path, capsys):
+    import av
+
+    from video_helpers import write_video
+
+    cfgfile, clips = _make_trained_results(tmp_path)
+    video = tmp_path / "in.mp4"
+    write_video(video, list(clips[0]) + list(clips[1]), fps=25)  # 32 frames at the data stage's fps
+    out = tmp_path / "out.mp4"
+    assert main(["predict", "--video", str(video), "--out", str(out), "--samples", "2",
+                 "--configfile", str(cfgfile)]) == 0
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 16
+    assert frames[0].shape == (16, 3 * 16 + 2 * 2, 3)  # real | sample | sample, 2-pixel gaps
+    # a video shorter than the conditioning frames is refused with a sentence
+    short = tmp_path / "short.mp4"
+    write_video(short, list(clips[0][:2]), fps=25)
+    assert main(["predict", "--video", str(short), "--out", str(tmp_path / "x.gif"), "--configfile", str(cfgfile)]) == 1
+    assert "only 2 frames" in capsys.readouterr().err

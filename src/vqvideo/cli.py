@@ -140,14 +140,18 @@ def add_sample(sub):
         if not copy:
             keys["method"] = "sampling.method"
         cfg = _load(args, keys)
-        if copy:
-            from vqvideo.sampling.baseline import run_copy_last
+        try:
+            if copy:
+                from vqvideo.sampling.baseline import run_copy_last
 
-            paths = run_copy_last(cfg, args.shard)
-        else:
-            from vqvideo.sampling.pipeline import run_sampling
+                paths = run_copy_last(cfg, args.shard)
+            else:
+                from vqvideo.sampling.pipeline import run_sampling
 
-            paths = run_sampling(cfg, args.shard)
+                paths = run_sampling(cfg, args.shard)
+        except (ValueError, FileNotFoundError) as e:  # missing checkpoints/shards: a sentence, not a traceback
+            print(f"vqvideo sample: {e}", file=sys.stderr)
+            return 1
         for path in paths:
             print(path)
         return 0
@@ -168,9 +172,14 @@ def add_predict(sub):
     def run(args):
         keys = {k: f"sampling.{k}" for k in ("samples_per_clip", "temperature", "seed", "device")}
         cfg = _load(args, keys)
+        from vqvideo.data.video import VideoError
         from vqvideo.sampling.pipeline import predict_video
 
-        print(predict_video(cfg, args.video, args.out, start_s=args.start))
+        try:
+            print(predict_video(cfg, args.video, args.out, start_s=args.start))
+        except (ValueError, FileNotFoundError, VideoError) as e:  # a sentence for the user, not a traceback
+            print(f"vqvideo predict: {e}", file=sys.stderr)
+            return 1
         return 0
 
     p.set_defaults(func=run)

@@ -170,6 +170,8 @@ class IncrementalPixelCNN:
         prev = net.start.expand(b, -1)  # embedding of the token before the current one
         if start > 0:
             prev = self._prefill(prefix, start, cond, codes, e_buf, v_bufs, h_bufs, caches)
+            if on_token is not None:
+                on_token(start)  # ``on_token(k)``: the first k positions are done
         positions = list(_positions(shape))
         for flat in range(start, n):
             pos = positions[flat]
