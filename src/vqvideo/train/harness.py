@@ -125,14 +125,7 @@ def fit(model: nn.Module,
     """
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
-    device = dist.setup()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    local_batch = _local_batch(cfg.batch_size)
+    device = _setup(cfg)
 
     model.to(device).train()
     opt = _optimizer(model, cfg, device)
@@ -141,8 +134,7 @@ def fit(model: nn.Module,
         return model
     run = _Run(model, opt, cfg, ckpt_path, model_config, kind, seed, len(train_set))
     ddp = _wrap(model, device)
-    loader = _loader(train_set, IndexStream(len(train_set), seed), position, cfg, local_batch, collate_fn, device,
-                     seed)
+    loader = _loader(train_set, IndexStream(len(train_set), seed), position, cfg, collate_fn, device, seed)
 
     log = _Log(out_dir / "log.jsonl", start)
     window = _Window()
@@ -216,12 +208,19 @@ class RankBatches(Sampler):
             p += self.global_batch
 
 
-def _local_batch(global_batch: int) -> int:
-    ws = dist.world_size()
-    if global_batch % ws:
-        raise ValueError(f"train.batch_size={global_batch} is the global batch and must be divisible by the "
-                         f"number of processes ({ws})")
-    return global_batch // ws
+def _setup(cfg) -> torch.device:
+    """Join the process group (under torchrun), check the batch split, set threads and CUDA kernels."""
+    device = dist.setup()
+    if cfg.batch_size % dist.world_size():
+        raise ValueError(f"train.batch_size={cfg.batch_size} is the global batch and must be divisible by the "
+                         f"number of processes ({dist.world_size()})")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":  # fixed shapes: let cuDNN pick its fastest kernels; TF32 where fp32 remains
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:
@@ -231,7 +230,7 @@ def _ignore_stop_signals(_worker_id: int) -> None:
         signal.signal(s, signal.SIG_IGN)
 
 
-def _loader(train_set, stream, position, cfg, local_batch, collate_fn, device, seed) -> DataLoader:
+def _loader(train_set, stream, position, cfg, collate_fn, device, seed) -> DataLoader:
     return DataLoader(
         train_set,
         batch_sampler=RankBatches(stream, position, cfg.batch_size, dist.rank(), dist.world_size()),
