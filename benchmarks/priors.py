@@ -109,7 +109,9 @@ def bench_paper(cfg, steps: int = 3, device: str = "cuda") -> list[dict]:
     shapes = latent_shapes(cfg)
     k = cfg.vqvae.model.codebook_size
     rows = []
-    for level, ladder in (("top", [64, 32, 16, 8, 4, 2, 1]), ("bottom", [32, 16, 8, 4, 2, 1])):
+    for level in ("top", "bottom"):
+        paper_batch = (cfg.top_prior if level == "top" else cfg.bottom_prior).train.batch_size
+        ladder = [b for b in (32, 16, 8, 4, 2, 1) if b <= paper_batch]  # per GPU: DDP splits the paper batch
         item = {name: torch.empty(shape) for name, shape in shapes.items()}
         conf = prior_model_config(cfg, level, item)
         with torch.device(dev):
@@ -117,7 +119,7 @@ def bench_paper(cfg, steps: int = 3, device: str = "cuda") -> list[dict]:
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
         loss_fn = top_loss if level == "top" else bottom_loss_fn(cfg.bottom_prior.slices_per_clip)
         row = {"level": level, "parameters": sum(p.numel() for p in model.parameters()),
-               "paper_batch": (cfg.top_prior if level == "top" else cfg.bottom_prior).train.batch_size}
+               "paper_batch": paper_batch}
         for b in ladder:
             batch = {name: torch.randint(0, k, (b, *shape), device=dev) for name, shape in shapes.items()}
             try:
