@@ -28,7 +28,8 @@ SMALL = dict(hidden=8, residual=8, heads=2, embed_dim=4, cond_channels=4, cond_h
 
 
 def top_prior(shape=(3, 3, 3), **kw):
-    return TopPrior(K, shape, layers=kw.pop("layers", 5), attention_layers=1, cond_layers=1, **{**SMALL, **kw})
+    return TopPrior(K, shape, layers=kw.pop("layers", 5), attention_layers=kw.pop("attention_layers", 1), cond_layers=1,
+                    **{**SMALL, **kw})
 
 
 def bottom_prior(shape=(4, 4), **kw):
@@ -240,3 +241,19 @@ def test_in_memory_latents_equal_the_latent_dataset(tmp_path):
     top = torch.stack([disk[i]["top"][1:] for i in range(10)])
     assert code_counts(disk, "top", K).tolist() == torch.bincount(top.flatten(), minlength=K).tolist()
     assert code_counts(mem, "bottom", K).sum() == 10 * 6 * 4 * 4
+
+
+@pytest.mark.parametrize("attention_layers", [0, 1])
+def test_every_parameter_gets_a_gradient(attention_layers):
+    """DDP runs with find_unused_parameters=False: no parameter may be left out of the loss."""
+    batch = _tiny_latents(2)
+    top = top_prior((3, 2, 2), attention_layers=attention_layers)
+    x, ct, cb = TopPrior.split(batch)
+    F.cross_entropy(top(x, ct, cb), x).backward()
+    bot = bottom_prior()
+    bottom, t4 = BottomPrior.split(batch)
+    steps = torch.tensor([[2], [6]])
+    F.cross_entropy(bot(bottom, t4, steps).transpose(1, 2), BottomPrior.targets(bottom, steps)).backward()
+    for model in (top, bot):
+        missing = [n for n, p in model.named_parameters() if p.grad is None]
+        assert not missing, missing

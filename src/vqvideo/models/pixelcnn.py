@@ -183,7 +183,8 @@ class GatedLayer(nn.Module):
         self.v_conv = SumConv(*(CausalConv(hidden, 2 * residual, *o) for o in layer_v_offsets(dims, k, kt)))
         self.h_conv = CausalConv(hidden, 2 * residual, *layer_h_offsets(dims, k, kt))
         self.link = _conv1x1(dims, 2 * residual, 2 * residual)
-        self.v_cond = _conv1x1(dims, cond_channels, 2 * residual) if cond_channels else None
+        # the last layer computes no v (nothing reads it), so conditioning v there would leave unused parameters
+        self.v_cond = _conv1x1(dims, cond_channels, 2 * residual) if cond_channels and not last else None
         self.h_cond = _conv1x1(dims, cond_channels, 2 * residual) if cond_channels else None
         self.v_out = None if last else _conv1x1(dims, residual, hidden)
         self.h_out = _conv1x1(dims, residual, hidden)
@@ -193,9 +194,13 @@ class GatedLayer(nn.Module):
         a_v = self.v_conv(v)
         a_h = self.h_conv(h) + self.link(a_v)
         if c is not None:
-            a_v = a_v + self.v_cond(c)
             a_h = a_h + self.h_cond(c)
-        v = None if self.last else v + self.v_out(gate(a_v))
+        if self.last:
+            v = None
+        else:
+            if c is not None:
+                a_v = a_v + self.v_cond(c)
+            v = v + self.v_out(gate(a_v))
         h = h + self.h_out(self.dropout(gate(a_h)))
         return v, h
 
@@ -260,7 +265,8 @@ class PixelCNN(nn.Module):
         k = kt = filter_size
         self.shape, self.codebook_size, self.filter_size = tuple(shape), codebook_size, filter_size
         self.embed = nn.Embedding(codebook_size, hidden)
-        self.start = nn.Parameter(torch.zeros(hidden))  # "previous token" of the first position (attention)
+        # "previous token" of the first position, read by attention only (no parameter DDP would see unused)
+        self.start = nn.Parameter(torch.zeros(hidden)) if attention_layers else None
         self.first_v = CausalConv(hidden, hidden, *first_v_offsets(self.dims, k, kt))
         self.first_h = CausalConv(hidden, hidden, *first_h_offsets(self.dims, k, kt))
         self.layers = nn.ModuleList(GatedLayer(self.dims, hidden, residual, k, kt, cond_channels, dropout,
