@@ -67,6 +67,7 @@ def results(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_evaluate_writes_fvd_and_quality(results, capsys):
     cfgfile = results / "cfg.yaml"
     assert main(["evaluate", "--configfile", str(cfgfile), "--resolution", "32", "--quality"]) == 0
@@ -111,6 +112,7 @@ def test_folds_are_disjoint_seeded_and_cover_all():
         ev.assign_folds([1, 2], 3, seed=0)
 
 
+@pytest.mark.slow
 def test_fvd_cli_on_npz(tmp_path, capsys):
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (2, 9, 16, 16, 3), dtype=np.uint8)

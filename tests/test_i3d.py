@@ -51,6 +51,7 @@ def model():
     return i3d_mod.load_i3d("cpu")
 
 
+@pytest.mark.slow
 def test_logits_match_original(ref, model):
     """Several sizes (up- and downsampling, non-square, T = 9 and 16), noise and real footage."""
     for case in ("case_noise", "case_bikes", "case_carphone", "case_pattern"):
@@ -62,6 +63,7 @@ def test_logits_match_original(ref, model):
         assert ours.argmax() == theirs.argmax()
 
 
+@pytest.mark.slow
 def test_fvd_matches_original(ref, model):
     feats = {s: fvd_mod.i3d_logits(ref[f"{s}/videos"], batch_size=2, model=model, progress=False)
              for s in ("set_a", "set_b")}

@@ -124,7 +124,7 @@ def frame_slice(frames: str, cond_frames: int) -> slice:
     return slice(None) if frames == "all" else slice(cond_frames, None)
 
 
-def _features(videos, resolution: int, frames: slice, cache: Path, weights_sha: str, model, device,
+def _features(videos, resolution: int, frames: slice, cache: Path, weights_sha: str, get_model, device,
               batch_size: int) -> np.ndarray:
     """I3D logits ``[N, 400]`` of a video set, cached by content (two passes: hash, then compute on a miss)."""
     h = hashlib.sha256(f"{RESIZE_VERSION}|{resolution}|{frames}|{weights_sha}".encode())
@@ -141,6 +141,7 @@ def _features(videos, resolution: int, frames: slice, cache: Path, weights_sha: 
             print(f"  {videos.name}: {n_videos} videos, features from the cache ({path.name})")
             return feats
     print(f"  {videos.name}: {n_videos} videos through I3D")
+    model = get_model()
     feats = []
     for batch in videos.batches():
         batch = batch[:, frames]
@@ -222,10 +223,16 @@ def evaluate_fvd(cfg, resolution: int) -> dict:
     if n_frames < MIN_FRAMES:
         raise ValueError(f"evaluation.frames={ev.frames!r} leaves {n_frames} frames; I3D needs {MIN_FRAMES}")
     weights = weights_info()
-    model = load_i3d(device)
+    models = []
+
+    def get_model():  # loaded only when some set is not in the feature cache
+        if not models:
+            models.append(load_i3d(device))
+        return models[0]
+
     print(f"FVD at {resolution}x{resolution}: {len(samples)} samples of {len(clips)} clips, "
           f"frames={ev.frames} ({n_frames}), device {device}")
-    feats = {name: _features(s, resolution, frames, paths["cache"], weights["sha256"], model, device,
+    feats = {name: _features(s, resolution, frames, paths["cache"], weights["sha256"], get_model, device,
                              ev.batch_size) for name, s in {**sets, "real": real}.items() if s is not None}
     folds = assign_folds(clips, ev.folds, ev.seed)
     clip_of = {name: (s.clip if s is not None else None) for name, s in {**sets, "real": real}.items()}

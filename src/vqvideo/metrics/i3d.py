@@ -15,6 +15,7 @@ Input: float32 ``[B, T, 224, 224, 3]`` in [-1, 1] with T >= 9; output: ``[B, 400
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import math
@@ -163,6 +164,13 @@ def checkpoint_path() -> Path:
 
 
 def sha256_file(path: str | Path) -> str:
+    """sha256 of a file; remembered per (path, size, mtime) within the process (the checkpoint is 50 MB)."""
+    st = os.stat(path)
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -35,11 +35,17 @@ def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, size: int = 11, 
     # every (video, frame, channel) becomes one grey image [B*T*C, 1, H, W]
     x = a.double().permute(0, 1, 4, 2, 3).reshape(B * T * C, 1, H, W)
     y = b.double().permute(0, 1, 4, 2, 3).reshape(B * T * C, 1, H, W)
-    w = _gaussian_window(size, sigma, x.device)
-    mu_x, mu_y = F.conv2d(x, w), F.conv2d(y, w)
-    var_x = F.conv2d(x * x, w) - mu_x ** 2
-    var_y = F.conv2d(y * y, w) - mu_y ** 2
-    cov = F.conv2d(x * y, w) - mu_x * mu_y
+    # the 2-D Gaussian window is the outer product of a 1-D one: filtering the columns, then the rows, gives
+    # the same values (to ~1e-16) with 11 + 11 taps instead of 121, ~4x faster in float64 on CPU
+    g = _gaussian_window(size, sigma, x.device).sum(dim=3, keepdim=True)  # [1, 1, size, 1]
+
+    def w(img):
+        return F.conv2d(F.conv2d(img, g), g.transpose(2, 3))
+
+    mu_x, mu_y = w(x), w(y)
+    var_x = w(x * x) - mu_x ** 2
+    var_y = w(y * y) - mu_y ** 2
+    cov = w(x * y) - mu_x * mu_y
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
     return s.reshape(B, -1).mean(1)
