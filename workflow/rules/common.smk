@@ -19,7 +19,7 @@ def final_outputs():
     """The default target: each stage adds its end products here."""
     return [f"{RESULTS}/data/manifest.csv", f"{RESULTS}/vqvae/metrics.json", all_latents,
             f"{RESULTS}/priors/top/metrics.json", f"{RESULTS}/priors/bottom/metrics.json",
-            sample_shards, sample_grids, copy_last_shards]
+            sample_shards, sample_grids, copy_last_shards, *human_eval_outputs()]
 
 
 # --------------------------------------------------------------------------- data
@@ -86,6 +86,24 @@ def sample_grids(wildcards=None):
 def copy_last_shards(wildcards=None):
     """Every shard of the copy-last baseline, one per data shard of the evaluation split (input function)."""
     return [f"{RESULTS}/baselines/copy_last/shard-{i}.h5" for i in data_shard_numbers(EVAL_SPLIT_VQ)]
+
+
+# --------------------------------------------------------------------------- human evaluation
+HUMAN_EVAL = f"{RESULTS}/human_eval"
+RATINGS_DIR = f"{HUMAN_EVAL}/{config['human_eval']['ratings_dir']}"
+
+
+def ratings_files(wildcards=None):
+    """The raters' CSVs in the ratings folder, RESULTS/human_eval/<human_eval.ratings_dir>/ (input function)."""
+    return sorted(str(p) for p in Path(RATINGS_DIR).glob("*.csv") if not p.name.startswith("."))
+
+
+def human_eval_outputs():
+    """The rating page and key always; the analysis of the ratings once the ratings folder holds a CSV."""
+    outputs = [f"{HUMAN_EVAL}/page/index.html", f"{HUMAN_EVAL}/key.csv"]
+    if ratings_files():
+        outputs += [f"{RESULTS}/human_eval.json", f"{RESULTS}/human_eval.png"]
+    return outputs
 
 
 def download_marker():

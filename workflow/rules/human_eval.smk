@@ -2,22 +2,8 @@
 # (RESULTS/human_eval/page/) and the key (RESULTS/human_eval/key.csv, keep it private) from our samples and
 # the copy-last baseline. The raters' downloaded ratings.csv files go into the ratings folder,
 # RESULTS/human_eval/<human_eval.ratings_dir>/ (one file per rater, any name ending in .csv); human_eval scores
-# them, and is part of the default target only once that folder holds a CSV (human_eval_outputs()).
-HUMAN_EVAL = f"{RESULTS}/human_eval"
-RATINGS_DIR = f"{HUMAN_EVAL}/{config['human_eval']['ratings_dir']}"
-
-
-def ratings_files(wildcards=None):
-    """The raters' CSVs in the ratings folder (input function)."""
-    return sorted(str(p) for p in Path(RATINGS_DIR).glob("*.csv") if not p.name.startswith("."))
-
-
-def human_eval_outputs():
-    """The page and key always; the analysis once ratings exist (for final_outputs)."""
-    outputs = [f"{HUMAN_EVAL}/page/index.html", f"{HUMAN_EVAL}/key.csv"]
-    if ratings_files():
-        outputs += [f"{RESULTS}/human_eval.json", f"{RESULTS}/human_eval.png"]
-    return outputs
+# them, and is part of the default target only once that folder holds a CSV (human_eval_outputs() and
+# ratings_files() in common.smk).
 
 
 rule export_pairs:
