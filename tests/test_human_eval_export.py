@@ -15,7 +15,7 @@ from PIL import Image
 
 from vqvideo.cli import main
 from vqvideo.data.shards import write_shard
-from vqvideo.human_eval.export import ExportError, display_frames, export_pairs
+from vqvideo.human_eval.export import ExportError, display_frames, export_pairs, plan_pairs
 
 T, S = 16, 16  # frames, size of the test videos (small: every test here runs in a second or two)
 UP = 4          # display upscale: x264 output is reproducible from 64 pixels wide up, not below
@@ -106,8 +106,11 @@ def test_sides_are_seeded_and_mixed(sets, tmp_path):
     assert p1 == p2
     assert tree(tmp_path / "x" / "page") == tree(tmp_path / "y" / "page")
     assert [p.left_model for p in p1] != [p.left_model for p in p3] or [p.clip for p in p1] != [p.clip for p in p3]
-    lefts = [p.left_model for p in p1 + p3]
-    assert 0 < lefts.count("ours") < len(lefts)   # both orientations occur
+    for pairs in (p1, p3):   # balanced: model A on the left in half of the pairs
+        assert [p.left_model for p in pairs].count("ours") == 4
+    for n in (1, 5, 7):
+        lefts = [p.left_model for p in plan_pairs(list(range(20)), list(range(20)), n, 0, "ours", "other")]
+        assert lefts.count("ours") in (n // 2, n // 2 + 1)
 
 
 def test_page_reveals_nothing_about_the_key(sets, tmp_path):

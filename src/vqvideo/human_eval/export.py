@@ -106,7 +106,8 @@ def plan_pairs(clips_a: list[int], clips_b: list[int], n_pairs: int, seed: int,
                name_a: str, name_b: str) -> list[Pair]:
     """Choose ``n_pairs`` shared clips, a side per pair and anonymous ids, all from ``seed``.
 
-    Sides and ids come from separate random streams, so an id says nothing about its side.
+    Sides and ids come from separate random streams, so an id says nothing about its side. Model A is on the
+    left in n // 2 or n // 2 + 1 of the n pairs.
     """
     common = sorted(set(clips_a) & set(clips_b))
     if not common:
@@ -121,9 +122,13 @@ def plan_pairs(clips_a: list[int], clips_b: list[int], n_pairs: int, seed: int,
         ids.add(rng_ids.bytes(8).hex())
     ids_list = sorted(ids)
     rng_ids.shuffle(ids_list)
+    # balanced sides: A is on the left in half of the pairs (the odd one out by a coin), in random order, so a
+    # rater's side bias cannot favour either model and no run of same-side pairs hints at the key
+    n_left = n // 2 + (n % 2 if rng_side.random() < 0.5 else 0)
+    a_lefts = np.arange(n) < n_left
+    rng_side.shuffle(a_lefts)
     pairs = []
-    for i, clip in enumerate(chosen):
-        a_left = bool(rng_side.random() < 0.5)
+    for i, (clip, a_left) in enumerate(zip(chosen, a_lefts.tolist())):
         left, right = (name_a, name_b) if a_left else (name_b, name_a)
         pairs.append(Pair(f"p{i + 1:03d}", int(clip), left, right, ids_list[2 * i], ids_list[2 * i + 1]))
     return pairs
