@@ -111,6 +111,18 @@ def test_evaluation_is_logged_and_leaves_the_training_stream_alone(tmp_path):
     assert [r["step"] for r in val] == [4, 8, 9] and all(isinstance(r["mse"], float) and r["n"] == 96 for r in val)
 
 
+def test_gradient_accumulation_equals_the_full_batch(tmp_path):
+    cfg = {**BASE, "steps": 6, "batch_size": 8}
+    full = params(run(tmp_path / "full", cfg))
+    accum = params(run(tmp_path / "accum", {**cfg, "accum_steps": 4}))  # micro-batches of 2
+    full.pop("input_mean"), accum.pop("input_mean")  # a statistic per forward: 4 updates per step, not 1
+    assert_same(full, accum, exact=False)
+    assert all(abs(a - b) < 1e-6 for a, b in zip(losses(tmp_path / "full").values(),
+                                                   losses(tmp_path / "accum").values()))
+    with pytest.raises(ValueError, match="divisible"):
+        run(tmp_path / "bad", {**cfg, "accum_steps": 3})
+
+
 def test_sigterm_checkpoints_exits_and_resumes_exactly(tmp_path):
     out = tmp_path / "job"
     cfg = {**BASE, "steps": 10_000, "checkpoint_every": 10_000, "num_workers": 2}  # workers must survive SIGTERM

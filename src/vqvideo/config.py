@@ -43,6 +43,7 @@ class TrainConfig:
     eval_batches: int = 16
     num_workers: int = 4
     threads: int = 0
+    accum_steps: int = 1
 
 
 @dataclass
@@ -103,6 +104,7 @@ class VQVAEModelConfig:
     restart_threshold: float = 1.0
     codebook_init: str = "random"
     bottom_mask_rate: float = 0.1
+    bottom_sees_top: bool = True
 
 
 @dataclass

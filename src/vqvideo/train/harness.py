@@ -51,7 +51,9 @@ Contract for models and loss functions
 Data order: an infinite stream of indices, epoch ``e`` being a permutation of ``range(len(train_set))``
 drawn from ``(seed, e)``. Step ``s`` consumes stream positions ``[p, p + B)`` (B = global batch); rank ``r``
 of ``W`` takes ``[p + r*B/W, p + (r+1)*B/W)``, so W processes see exactly the samples one process sees.
-The stream position is saved in the checkpoint and resuming continues from it.
+With ``cfg.accum_steps = A`` a step is A global micro-batches of B/A, each sharded the same way, with one
+optimiser step (and one gradient all-reduce) after the last. The stream position is saved in the checkpoint
+and resuming continues from it.
 
 Resume: when ``out_dir/checkpoint.pt`` exists, fit() continues from it (model, optimiser, step, every rank's
 RNG, data position) and drops log lines written after it, so the losses equal those of an uninterrupted run;
@@ -143,10 +145,8 @@ def fit(model: nn.Module,
     with _StopFlag() as stop_flag, _workers(loader) as batches:
         for step in range(start, cfg.steps):
             t0 = time.perf_counter()
-            batch = _to_device(next(batches), device)
-            t_data = time.perf_counter() - t0
             lr = _set_lr(opt, cfg, step)
-            loss, metrics = _train_step(ddp, loss_fn, batch, opt, cfg, device)
+            loss, metrics, t_data = _train_step(ddp, loss_fn, batches, opt, cfg, device)
             window.add(loss, metrics, t_data)
             done, position = step + 1, position + cfg.batch_size
             if done % cfg.log_every == 0 or done == cfg.steps:
@@ -211,9 +211,9 @@ class RankBatches(Sampler):
 def _setup(cfg) -> torch.device:
     """Join the process group (under torchrun), check the batch split, set threads and CUDA kernels."""
     device = dist.setup()
-    if cfg.batch_size % dist.world_size():
+    if cfg.batch_size % (dist.world_size() * cfg.accum_steps):
         raise ValueError(f"train.batch_size={cfg.batch_size} is the global batch and must be divisible by the "
-                         f"number of processes ({dist.world_size()})")
+                         f"number of processes ({dist.world_size()}) times train.accum_steps ({cfg.accum_steps})")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":  # fixed shapes: let cuDNN pick its fastest kernels; TF32 where fp32 remains
@@ -233,7 +233,9 @@ def _ignore_stop_signals(_worker_id: int) -> None:
 def _loader(train_set, stream, position, cfg, collate_fn, device, seed) -> DataLoader:
     return DataLoader(
         train_set,
-        batch_sampler=RankBatches(stream, position, cfg.batch_size, dist.rank(), dist.world_size()),
+        # accumulation splits each global batch into accum_steps global micro-batches, each sharded over the
+        # ranks like a batch: the same samples meet in each all-reduce (EMA statistics) as in one process
+        batch_sampler=RankBatches(stream, position, cfg.batch_size // cfg.accum_steps, dist.rank(), dist.world_size()),
         num_workers=cfg.num_workers,
         collate_fn=collate_fn,
         pin_memory=device.type == "cuda",
@@ -301,15 +303,37 @@ def _wrap(model: nn.Module, device: torch.device) -> nn.Module:
     return ddp(model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
 
-def _train_step(model, loss_fn, batch, opt, cfg, device) -> tuple[torch.Tensor, dict]:
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
-        loss, metrics = loss_fn(model, batch)
+def _train_step(model, loss_fn, batches, opt, cfg, device) -> tuple[torch.Tensor, dict, float]:
+    """One optimiser step over ``cfg.accum_steps`` micro-batches; returns (loss, metrics, seconds waiting for data).
+
+    The loss and metrics are means over the micro-batches (of equal size, so the gradient is the full batch's).
+    """
+    n = cfg.accum_steps
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    losses, metrics, t_data = [], [], 0.0
+    for i in range(n):
+        t = time.perf_counter()
+        batch = _to_device(next(batches), device)
+        t_data += time.perf_counter() - t
+        last = i == n - 1  # DDP all-reduces the gradients during the last micro-batch's backward only
+        with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+                loss, m = loss_fn(model, batch)
+            (loss / n if n > 1 else loss).backward()
+        losses.append(loss.detach())
+        metrics.append(m)
+    loss, metrics = (losses[0], metrics[0]) if n == 1 else _mean(losses, metrics, device)
     if cfg.grad_clip > 0:
         metrics = {**metrics, "grad_norm": nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)}
     opt.step()
-    return loss.detach(), metrics
+    return loss, metrics, t_data
+
+
+def _mean(losses: list[torch.Tensor], metrics: list[dict], device) -> tuple[torch.Tensor, dict]:
+    def mean(values):
+        return torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in values]).mean()
+
+    return mean(losses), {k: mean([m[k] for m in metrics]) for k in metrics[0]}
 
 
 def _evaluate(evaluate, model: nn.Module, device: torch.device) -> dict:
