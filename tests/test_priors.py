@@ -257,3 +257,12 @@ def test_every_parameter_gets_a_gradient(attention_layers):
     for model in (top, bot):
         missing = [n for n, p in model.named_parameters() if p.grad is None]
         assert not missing, missing
+
+
+def test_codes_outside_the_codebook_are_refused(tmp_path):
+    from vqvideo.data.latents import LatentDataset
+    from vqvideo.train.priors import code_counts
+
+    write_random_latents(tmp_path, "train", 3, K + 1, 0)   # codes up to K: one too many
+    with pytest.raises(ValueError, match="outside the codebook"):
+        code_counts(LatentDataset(tmp_path, "train"), "bottom", K)

@@ -159,7 +159,10 @@ def code_counts(dataset, level: str, codebook_size: int) -> np.ndarray:
         with h5py.File(path, "r") as f:
             skip = f["cond_top" if level == "top" else "cond_bottom"].shape[1]
             codes = f[level][:, skip:]
-        counts += np.bincount(codes.astype(np.int64).ravel(), minlength=codebook_size)[:codebook_size]
+        if codes.size and (codes.min() < 0 or codes.max() >= codebook_size):
+            raise ValueError(f"{path} holds {level} codes in [{codes.min()}, {codes.max()}], outside the "
+                             f"codebook of {codebook_size} (vqvae.model.codebook_size)")
+        counts += np.bincount(codes.astype(np.int64).ravel(), minlength=codebook_size)
     return counts
 
 
@@ -194,6 +197,9 @@ def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -
     def evaluate(model):
         return {"bits": nll_bits(model, val_subset, eval_batch)[0]}
 
+    k = model_config["codebook_size"]
+    # the baseline first: it reads every code once, and refuses codes outside the codebook before training
+    baseline = unigram_baseline(code_counts(train_set, level, k), code_counts(val_set, level, k))
     torch.manual_seed(cfg.seed)  # the initial weights
     model = build_prior(level, model_config)
     loss_fn = top_loss if level == "top" else bottom_loss_fn(cfg.bottom_prior.slices_per_clip)
@@ -204,8 +210,6 @@ def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -
     if not dist.is_main():
         return {}
     bits, tokens = nll_bits(model, val_set, eval_batch)
-    k = model_config["codebook_size"]
-    baseline = unigram_baseline(code_counts(train_set, level, k), code_counts(val_set, level, k))
     metrics = {
         "level": level,
         "split": cfg.evaluation.split,
