@@ -152,13 +152,14 @@ def test_incremental_equals_naive_bottom_prior():
     assert torch.equal(b[:, :2], cb)
 
 
-@pytest.mark.parametrize("shape, k", [((5, 6), 3), ((5, 7), 5), ((3, 4, 5), 3)])
-def test_incremental_logits_equal_teacher_forcing(shape, k):
+@pytest.mark.parametrize("shape, k, attention, cond_channels",
+                         [((5, 6), 3, 2, 8), ((5, 7), 5, 2, 8), ((3, 4, 5), 3, 2, 8), ((4, 5), 3, 0, 0)])
+def test_incremental_logits_equal_teacher_forcing(shape, k, attention, cond_channels):
     """At every position, the cached step's logits equal the teacher-forced forward's over the sampled grid."""
     torch.manual_seed(0)
-    net = _sharpen(PixelCNN(16, shape, hidden=16, residual=24, layers=4, attention_layers=2, heads=2,
-                            filter_size=k, dropout=0.0, cond_channels=8).eval(), 2.0)
-    cond = torch.randn(2, 8, *shape)
+    net = _sharpen(PixelCNN(16, shape, hidden=16, residual=24, layers=4, attention_layers=attention, heads=2,
+                            filter_size=k, dropout=0.0, cond_channels=cond_channels).eval(), 2.0)
+    cond = torch.randn(2, 8, *shape) if cond_channels else None
     noise = torch.rand(2, *shape, 16)
     sampler = incremental.IncrementalPixelCNN(net)
     codes, logits = sampler.sample(cond, noise, 1.0, keep_logits=True)

@@ -167,7 +167,8 @@ class IncrementalPixelCNN:
                   for i, a in self.attention.items()}
         codes = torch.zeros((b, *shape), dtype=torch.long, device=like.device)
         logits_all = like.new_zeros(b, net.codebook_size, *shape) if keep_logits else None
-        prev = net.start.expand(b, -1)  # embedding of the token before the current one
+        # embedding of the token before the current one (attention's input; no start vector without attention)
+        prev = net.start.expand(b, -1) if net.start is not None else None
         if start > 0:
             prev = self._prefill(prefix, start, cond, codes, e_buf, v_bufs, h_bufs, caches)
             if on_token is not None:
@@ -205,7 +206,7 @@ class IncrementalPixelCNN:
         keep = torch.arange(math.prod(net.shape), device=codes.device).view(net.shape) < start
         codes.copy_(torch.where(keep, prefix.long(), torch.zeros_like(prefix, dtype=torch.long)))
         e = net.embed(codes)                                                     # [B, *S, C]
-        prev_all = net.previous_tokens(e)
+        prev_all = net.previous_tokens(e) if net.attention else None
         e = torch.movedim(e, -1, 1)
         e_buf.t[e_buf.interior(net.shape)] = e * keep.to(e.dtype)
         v, h = net.first_v(e), net.first_h(e)
@@ -233,9 +234,10 @@ class IncrementalPixelCNN:
             term = layer["link"].row(a_v)
             if c_row is not None:
                 term = term + layer["h_cond"].row(c_row)
-                a_v = a_v + layer["v_cond"].row(c_row)
             terms.append(term.permute(2, 0, 1).contiguous())
-            if layer["v_out"] is not None:
+            if layer["v_out"] is not None:  # (the last layer has no vertical output, nor its conditioning)
+                if c_row is not None:
+                    a_v = a_v + layer["v_cond"].row(c_row)
                 v = v + layer["v_out"].row(_gate(a_v, 1))
         return terms
 

@@ -19,6 +19,7 @@ and the finished shard is the same as an uninterrupted run's; the parts are gath
 from __future__ import annotations
 
 import hashlib
+import math
 import shutil
 import time
 from pathlib import Path
@@ -76,9 +77,13 @@ class Models:
 
 
 def sample_latents(models: Models, cond_top: torch.Tensor, cond_bottom: torch.Tensor, temperature: float,
-                   generator: torch.Generator, method: str = "incremental") -> tuple[torch.Tensor, torch.Tensor]:
+                   generator: torch.Generator, method: str = "incremental",
+                   on_tokens=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Conditioning codes ``cond_top [B, 1, h, w]``, ``cond_bottom [B, 2, H, W]`` -> ``top [B, 4, h, w]``,
-    ``bottom [B, 8, H, W]`` (long), whose first timesteps are the conditioning codes."""
+    ``bottom [B, 8, H, W]`` (long), whose first timesteps are the conditioning codes.
+
+    ``on_tokens(k)`` (incremental only): called as the positions of the batch are generated, ``k`` = positions
+    generated so far in this batch (top grid, then the bottom timesteps)."""
     if method == "naive":
         from vqvideo.sampling import naive as sampler
     elif method == "incremental":
@@ -86,8 +91,14 @@ def sample_latents(models: Models, cond_top: torch.Tensor, cond_bottom: torch.Te
     else:
         raise ValueError(f"unknown sampling method {method!r}")
     cond_top, cond_bottom = cond_top.long(), cond_bottom.long()
-    top = sampler.sample_top(models.top, (cond_top, cond_bottom), temperature, generator)
-    bottom = sampler.sample_bottom(models.bottom, top, cond_bottom, temperature, generator)
+    if method == "incremental" and on_tokens is not None:
+        n_top = math.prod(models.top.shape)
+        top = sampler.sample_top(models.top, (cond_top, cond_bottom), temperature, generator, on_token=on_tokens)
+        bottom = sampler.sample_bottom(models.bottom, top, cond_bottom, temperature, generator,
+                                       on_token=lambda k: on_tokens(n_top + k))
+    else:
+        top = sampler.sample_top(models.top, (cond_top, cond_bottom), temperature, generator)
+        bottom = sampler.sample_bottom(models.bottom, top, cond_bottom, temperature, generator)
     return top, bottom
 
 
@@ -184,6 +195,16 @@ def sample_shard(cfg: Config, shard: int, models: Models) -> Path:
     starts = list(range(0, len(clips), s.batch_size))
     bar = tqdm(total=len(clips), unit="video", desc=f"sample shard {shard}", dynamic_ncols=True)
     elapsed, done_now = 0.0, 0
+    started = time.perf_counter()
+    last_shown = [0.0]
+
+    def show(tokens_done: float) -> None:
+        """tokens/s (all videos of the batch count) and videos/s since this run started, at most once a second."""
+        now = time.perf_counter()
+        if now - last_shown[0] >= 1.0:
+            last_shown[0] = now
+            rate = tokens_done / max(now - started, 1e-9)
+            bar.set_postfix({"tokens/s": f"{rate:.0f}", "videos/s": f"{rate / tokens:.3f}"}, refresh=True)
     for b, start in enumerate(starts):
         sl = slice(start, start + s.batch_size)
         part = parts_dir / f"batch-{b:05d}.h5"
@@ -194,7 +215,9 @@ def sample_shard(cfg: Config, shard: int, models: Models) -> Path:
         generator = torch.Generator(device=models.device).manual_seed(batch_seed(s.seed, shard, b))
         ct = torch.from_numpy(cond_top[index[sl]]).to(models.device)
         cb = torch.from_numpy(cond_bottom[index[sl]]).to(models.device)
-        top, bottom = sample_latents(models, ct, cb, s.temperature, generator, s.method)
+        batch_n, done_before = len(ct), done_now * tokens
+        top, bottom = sample_latents(models, ct, cb, s.temperature, generator, s.method,
+                                     on_tokens=lambda k: show(done_before + k * batch_n))
         videos = decode_videos(models.vqvae, top, bottom)
         write_shard(part, {"videos": videos, "top": top.cpu().numpy().astype(np.int16),
                            "bottom": bottom.cpu().numpy().astype(np.int16), "clip": clips[sl],
