@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/vqvae.smk"
 include: "workflow/rules/priors.smk"
 include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/human_eval.smk"
 
 

@@ -19,7 +19,8 @@ def final_outputs():
     """The default target: each stage adds its end products here."""
     return [f"{RESULTS}/data/manifest.csv", f"{RESULTS}/vqvae/metrics.json", all_latents,
             f"{RESULTS}/priors/top/metrics.json", f"{RESULTS}/priors/bottom/metrics.json",
-            sample_shards, sample_grids, copy_last_shards, *human_eval_outputs()]
+            sample_shards, sample_grids, copy_last_shards, *human_eval_outputs(),
+            *[f"{RESULTS}/fvd_{r}.json" for r in config["evaluation"]["resolutions"]], f"{RESULTS}/quality.json"]
 
 
 # --------------------------------------------------------------------------- data

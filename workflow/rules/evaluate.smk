@@ -1,7 +1,8 @@
 # Evaluation (vqvideo evaluate): FVD of the samples at each R of evaluation.resolutions (with FVD*, the folds
 # and the copy-last and reconstruction brackets) into fvd_{R}.json, and PSNR/SSIM/diversity into quality.json.
 # Inputs: every sample shard, every copy-last shard, the evaluation split's reconstructions (input functions
-# sample_shards, copy_last_shards, recon_shards) and the real clips through the manifest.
+# sample_shards, copy_last_shards and recon_shards in common.smk) and the real clips through the manifest.
+# I3D features are cached under RESULTS/evaluation/features/, keyed by the content of the videos.
 
 
 rule fvd:
@@ -16,11 +17,15 @@ rule fvd:
         resolution=r"\d+",
     log:
         f"{RESULTS}/logs/evaluate/fvd_{{resolution}}.log",
+    params:
+        configfile=CONFIGFILE,
     threads: rule_threads("fvd")
     resources:
         **rule_resources("fvd"),
+    conda:
+        "../../envs/eval.yaml"
     shell:
-        "vqvideo evaluate --configfile {CONFIGFILE} --resolution {wildcards.resolution} > {log} 2>&1"
+        "vqvideo evaluate --configfile {params.configfile} --resolution {wildcards.resolution} > {log} 2>&1"
 
 
 rule quality:
@@ -32,8 +37,12 @@ rule quality:
         f"{RESULTS}/quality.json",
     log:
         f"{RESULTS}/logs/evaluate/quality.log",
+    params:
+        configfile=CONFIGFILE,
     threads: rule_threads("quality")
     resources:
         **rule_resources("quality"),
+    conda:
+        "../../envs/eval.yaml"
     shell:
-        "vqvideo evaluate --configfile {CONFIGFILE} --quality > {log} 2>&1"
+        "vqvideo evaluate --configfile {params.configfile} --quality > {log} 2>&1"
