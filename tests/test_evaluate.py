@@ -100,6 +100,15 @@ def test_evaluate_writes_fvd_and_quality(results, capsys):
     again = json.loads((results / "results" / "fvd_32.json").read_text())
     assert again["folds"] == out["folds"]
 
+    # 3 folds of 4 clips would leave a fold with one video: fewer folds, said in the JSON (features cached)
+    raw = yaml.safe_load(cfgfile.read_text())
+    raw["evaluation"]["folds"] = 3
+    (results / "cfg3.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.warns(UserWarning, match="fold"):
+        assert main(["evaluate", "--configfile", str(results / "cfg3.yaml"), "--resolution", "32"]) == 0
+    three = json.loads((results / "results" / "fvd_32.json").read_text())
+    assert three["protocol"]["folds"] == 2 and three["protocol"]["folds_asked"] == 3
+
 
 def test_folds_are_disjoint_seeded_and_cover_all():
     clips = np.repeat(np.arange(10, 21), 3)

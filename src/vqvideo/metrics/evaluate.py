@@ -234,7 +234,13 @@ def evaluate_fvd(cfg, resolution: int) -> dict:
           f"frames={ev.frames} ({n_frames}), device {device}")
     feats = {name: _features(s, resolution, frames, paths["cache"], weights["sha256"], get_model, device,
                              ev.batch_size) for name, s in {**sets, "real": real}.items() if s is not None}
-    folds = assign_folds(clips, ev.folds, ev.seed)
+    if len(clips) < 2:
+        raise ValueError(f"FVD needs at least 2 conditioning clips with samples, found {len(clips)}")
+    n_folds = ev.folds
+    if len(clips) < 2 * n_folds:  # a covariance needs 2 videos per fold: fewer folds than asked (noted in the JSON)
+        n_folds = len(clips) // 2
+        warnings.warn(f"only {len(clips)} conditioning clips: {n_folds} fold(s) instead of {ev.folds}")
+    folds = assign_folds(clips, n_folds, ev.seed)
     clip_of = {name: (s.clip if s is not None else None) for name, s in {**sets, "real": real}.items()}
 
     def versus(fake: str, ref: str):
@@ -257,7 +263,7 @@ def evaluate_fvd(cfg, resolution: int) -> dict:
                      **{k: (len(v) if v is not None else 0) for k, v in sets.items() if k != "samples"}},
         "rank_deficient": main["rank_deficient"],
         "protocol": {
-            "split": ev.split, "folds": ev.folds, "fold_seed": ev.seed, "frames": ev.frames,
+            "split": ev.split, "folds": n_folds, "folds_asked": ev.folds, "fold_seed": ev.seed, "frames": ev.frames,
             "n_frames": n_frames, "cond_frames": cfg.sampling.cond_frames,
             "fold_clips": [len(f) for f in folds],
             "resize": f"area to {resolution}x{resolution} when larger, then TF1 bilinear (no half-pixel "
