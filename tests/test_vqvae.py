@@ -28,9 +28,10 @@ def test_paper_strides_give_paper_latent_shapes():
     assert cond_top.shape == (1, 1, 32, 32) and cond_bottom.shape == (1, 2, 64, 64)
 
 
-def test_demo_shapes_and_roundtrip():
+@pytest.mark.parametrize("bottom_sees_top", [True, False])
+def test_demo_shapes_and_roundtrip(bottom_sees_top):
     torch.manual_seed(0)
-    model = VQVAE(**SMALL).eval()
+    model = VQVAE(**SMALL, bottom_sees_top=bottom_sees_top).eval()
     x = torch.rand(2, 3, 16, 64, 64) * 2 - 1
     top, bottom = model.encode_codes(x)
     assert top.shape == (2, 4, 8, 8) and bottom.shape == (2, 8, 16, 16)

@@ -4,15 +4,16 @@ Shapes for the paper configuration (``x`` is ``[B, 3, 16, 256, 256]``, float in 
 
     encoder, first stage   conv 4x8x8 / stride 2x4x4, conv 3, residual stack  -> h_b [B, hidden, 8, 64, 64]
     encoder, second stage  conv 4x4x4 / stride 2x2x2, conv 3, residual stack  -> h_t [B, hidden, 4, 32, 32]
-    quantize               1x1x1 conv to D, EMA codebooks (K codes each)      -> top [B, 4, 32, 32], bottom [B, 8, 64, 64]
-    top decoder            conv 3, residual stack, transposed conv 4x4x4 / 2x2x2 -> [B, D, 8, 64, 64]
+    quantize top           1x1x1 conv to D, EMA codebook (K codes)            -> top [B, 4, 32, 32]
+    top decoder            conv 3, residual stack, transposed conv 4x4x4 / 2x2x2 -> u [B, D, 8, 64, 64]
+    quantize bottom        1x1x1 conv of concat(h_b, u) to D, EMA codebook     -> bottom [B, 8, 64, 64]
     decoder                concat(top decoded, bottom latents) [B, 2D, 8, 64, 64], conv 3, residual stack,
                            transposed conv 4x8x8 / stride 2x4x4                -> [B, 3, 16, 256, 256]
 
 Choices the paper leaves open (config/config.yaml says why): one strided conv per stage as in Table 3 with
-padding (kernel - stride) / 2 so every size divides exactly; no normalisation layers (as VQ-VAE-2); the
-bottom codes are quantized from the first-stage features alone (not conditioned on the top codes), so the
-bottom codes of a clip do not depend on the top level; during training the bottom latents in the decoder
+padding (kernel - stride) / 2 so every size divides exactly; no normalisation layers (as VQ-VAE-2); as in
+VQ-VAE-2 the bottom quantizer sees the first-stage features together with the decoded top level
+(``bottom_sees_top``), so the bottom codes refine what the top codes already say; during training the bottom latents in the decoder
 input are zeroed for a random ``bottom_mask_rate`` share of the clips, so the decoder learns to reconstruct
 from the top level alone (``reconstruct(x, mask_bottom=True)`` shows what the top level carries).
 
@@ -91,7 +92,7 @@ class VQVAE(nn.Module):
                  top_kernel: Sequence[int] = (4, 4, 4), top_stride: Sequence[int] = (2, 2, 2),
                  upsample_kernel: Sequence[int] = (4, 8, 8), upsample_stride: Sequence[int] = (2, 4, 4),
                  beta: float = 0.25, decay: float = 0.99, epsilon: float = 1e-5, restart_threshold: float = 0.0,
-                 codebook_init: str = "random", bottom_mask_rate: float = 0.1):
+                 codebook_init: str = "random", bottom_mask_rate: float = 0.1, bottom_sees_top: bool = True):
         super().__init__()
         if list(upsample_stride) != list(bottom_stride):
             raise ValueError("upsample_stride must undo bottom_stride so the output has the input's size")
@@ -100,7 +101,8 @@ class VQVAE(nn.Module):
         d = codebook_dim
         self.enc_bottom = DownStage(in_channels, hidden, res_hidden, res_layers, bottom_kernel, bottom_stride)
         self.enc_top = DownStage(hidden, hidden, res_hidden, res_layers, top_kernel, top_stride)
-        self.pre_bottom = nn.Conv3d(hidden, d, 1)
+        self.bottom_sees_top = bottom_sees_top
+        self.pre_bottom = nn.Conv3d(hidden + d if bottom_sees_top else hidden, d, 1)
         self.pre_top = nn.Conv3d(hidden, d, 1)
         q = dict(beta=beta, decay=decay, epsilon=epsilon, restart_threshold=restart_threshold, init=codebook_init)
         self.quant_bottom = EMAQuantizer(codebook_size, d, **q)
@@ -116,15 +118,13 @@ class VQVAE(nn.Module):
         return {"top": top, "bottom": bottom}
 
     # ------------------------------------------------------------------------------------------ parts
-    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x [B, C, T, H, W]`` -> pre-quantization latents ``(z_top [B, D, t, h, w], z_bottom [B, D, T', H', W'])``."""
-        h_b = self.enc_bottom(x)
-        h_t = self.enc_top(h_b)
-        return self.pre_top(h_t), self.pre_bottom(h_b)
+    def _encode_bottom(self, h_b: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """First-stage features ``h_b [B, hidden, T', H', W']`` (and the decoded top ``up [B, D, T', H', W']``)
+        -> pre-quantization bottom latents ``[B, D, T', H', W']``."""
+        return self.pre_bottom(torch.cat([h_b, up.to(h_b.dtype)], 1) if self.bottom_sees_top else h_b)
 
-    def _decode(self, q_top: torch.Tensor, q_bottom: torch.Tensor) -> torch.Tensor:
-        """Code vectors ``[B, D, t, h, w]``, ``[B, D, T', H', W']`` -> video ``[B, C, T, H, W]``."""
-        up = self.dec_top(q_top)
+    def _decode(self, up: torch.Tensor, q_bottom: torch.Tensor) -> torch.Tensor:
+        """Decoded top ``up [B, D, T', H', W']`` and bottom code vectors ``[B, D, T', H', W']`` -> video ``[B, C, T, H, W]``."""
         return self.dec(torch.cat([up, q_bottom.to(up.dtype)], 1))
 
     # ------------------------------------------------------------------------------------------ API
@@ -137,15 +137,16 @@ class VQVAE(nn.Module):
         In training mode the codebooks are updated (EMA) and the bottom latents of a random
         ``bottom_mask_rate`` share of the clips are zeroed in the decoder input.
         """
-        z_t, z_b = self._encode(x)
-        q_t, _, commit_t, m_t = self.quant_top(z_t)
-        q_b, _, commit_b, m_b = self.quant_bottom(z_b)
+        h_b = self.enc_bottom(x)
+        q_t, _, commit_t, m_t = self.quant_top(self.pre_top(self.enc_top(h_b)))
+        up = self.dec_top(q_t)
+        q_b, _, commit_b, m_b = self.quant_bottom(self._encode_bottom(h_b, up))
         masked = 0.0
         if self.training and self.bottom_mask_rate > 0:
             keep = (torch.rand(x.shape[0], device=x.device) >= self.bottom_mask_rate).to(q_b.dtype)
             q_b = q_b * keep.view(-1, 1, 1, 1, 1)
             masked = float(1 - keep.mean())
-        recon = self._decode(q_t, q_b)
+        recon = self._decode(up, q_b)
         recon_loss = F.mse_loss(recon.float(), x.float())
         out = {"loss": recon_loss + commit_t + commit_b, "recon_loss": recon_loss,
                "commit_top": commit_t, "commit_bottom": commit_b, "masked": masked}
@@ -159,8 +160,10 @@ class VQVAE(nn.Module):
 
         Paper sizes: ``[B, 3, 16, 256, 256]`` -> ``top [B, 4, 32, 32]``, ``bottom [B, 8, 64, 64]``.
         """
-        z_t, z_b = self._encode(x)
-        return self._codes(self.quant_top, z_t), self._codes(self.quant_bottom, z_b)
+        h_b = self.enc_bottom(x)
+        top = self._codes(self.quant_top, self.pre_top(self.enc_top(h_b)))
+        up = self.dec_top(self.quant_top.embed(top)) if self.bottom_sees_top else h_b
+        return top, self._codes(self.quant_bottom, self._encode_bottom(h_b, up))
 
     @staticmethod
     def _codes(quant: EMAQuantizer, z: torch.Tensor) -> torch.Tensor:
@@ -173,13 +176,9 @@ class VQVAE(nn.Module):
 
         ``bottom=None`` decodes with the bottom level masked (zeros), as in training's masking.
         """
-        q_t = self.quant_top.embed(top.long())
-        if bottom is None:
-            shape = [s * k for s, k in zip(q_t.shape[2:], self.top_stride)]
-            q_b = q_t.new_zeros(q_t.shape[0], q_t.shape[1], *shape)
-        else:
-            q_b = self.quant_bottom.embed(bottom.long())
-        return self._decode(q_t, q_b)
+        up = self.dec_top(self.quant_top.embed(top.long()))
+        q_b = torch.zeros_like(up) if bottom is None else self.quant_bottom.embed(bottom.long())
+        return self._decode(up, q_b)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, mask_bottom: bool = False) -> torch.Tensor:
