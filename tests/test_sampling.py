@@ -246,7 +246,7 @@ def test_sample_writes_videos_of_the_conditioning_clips(tmp_path):
     assert not np.array_equal(arrays["videos"][0], arrays["videos"][1])  # two samples of one clip differ
     for ext in ("gif", "mp4"):
         assert (results / "samples" / f"grid-00000.{ext}").stat().st_size > 0
-    assert not (results / "samples" / ".parts").exists() or not any((results / "samples" / ".parts").iterdir())
+    assert not (results / "samples" / ".parts").exists()
     # the same seed gives the same videos; the naive sampler gives the same as the incremental one
     again = tmp_path / "again"
     shutil.copytree(results, again / "results", ignore=shutil.ignore_patterns("samples"))

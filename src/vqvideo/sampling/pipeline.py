@@ -243,6 +243,10 @@ def sample_shard(cfg: Config, shard: int, models: Models) -> Path:
     write_grid(cfg, shard, rows, arrays)
     write_shard(out, arrays, {**attrs, "config_hash": cfg.hash, "tokens_per_video": tokens})
     shutil.rmtree(parts_dir, ignore_errors=True)
+    try:
+        parts_dir.parent.rmdir()  # .parts/, once no shard of this folder is in progress
+    except OSError:
+        pass
     return out
 
 
