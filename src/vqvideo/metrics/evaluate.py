@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 import torch
 
-from vqvideo.data.datasets import load_clips, read_manifest
+from vqvideo.data.datasets import read_manifest
 from vqvideo.data.shards import atomic_write_text, list_shards
 from vqvideo.metrics import fvd as F
 from vqvideo.metrics.i3d import MIN_FRAMES, load_i3d, weights_info
@@ -97,15 +97,39 @@ def read_video_set(name: str, folder: Path, pattern: str) -> VideoSet | None:
     return VideoSet(name, parts, np.concatenate(clips), np.concatenate(samples))
 
 
+class ClipReader:
+    """Real clips by id (manifest row), the manifest read once (Kinetics has ~400k rows)."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.rows = read_manifest(self.data_dir)
+
+    def __call__(self, clip_ids) -> np.ndarray:
+        """uint8 ``[n, T, H, W, 3]`` in the order of ``clip_ids``."""
+        by_shard: dict[str, list[tuple[int, int]]] = {}
+        for pos, clip in enumerate(clip_ids):
+            row = self.rows[int(clip)]
+            by_shard.setdefault(row["shard"], []).append((pos, int(row["index"])))
+        out = None
+        for shard, items in by_shard.items():
+            with h5py.File(self.data_dir / "shards" / shard, "r") as f:
+                clips = f["clips"]
+                if out is None:
+                    out = np.empty((len(clip_ids), *clips.shape[1:]), np.uint8)
+                for pos, index in items:
+                    out[pos] = clips[index]
+        return out
+
+
 def real_clips(data_dir: Path, clip_ids) -> "RealClips":
-    return RealClips(data_dir, np.asarray(sorted(set(int(c) for c in clip_ids)), np.int64))
+    return RealClips(ClipReader(data_dir), np.asarray(sorted(set(int(c) for c in clip_ids)), np.int64))
 
 
 @dataclass
 class RealClips:
-    """The real clips ``clip_ids`` (manifest rows), read through the data stage's manifest."""
+    """The real clips ``clip`` (manifest rows), read through the data stage's manifest."""
 
-    data_dir: Path
+    reader: ClipReader
     clip: np.ndarray
     name: str = "real"
 
@@ -114,7 +138,7 @@ class RealClips:
 
     def batches(self, size: int = 16):
         for start in range(0, len(self.clip), size):
-            yield load_clips(self.data_dir, [int(c) for c in self.clip[start:start + size]])
+            yield self.reader(self.clip[start:start + size])
 
 
 # ------------------------------------------------------------------------------------------- features
@@ -296,14 +320,14 @@ def per_frame_scores(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, n
     return p, s
 
 
-def _scores(videos: VideoSet, data_dir: Path, cond: int) -> dict:
+def _scores(videos: VideoSet, reader: ClipReader, cond: int) -> dict:
     """Per-frame PSNR/SSIM of the predicted frames of every video against its real clip."""
     psnrs, ssims, clips = [], [], []
     offset = 0
     for batch in videos.batches():
         clip = videos.clip[offset:offset + len(batch)]
         offset += len(batch)
-        truth = load_clips(data_dir, [int(c) for c in clip])
+        truth = reader(clip)
         p, s = per_frame_scores(batch[:, cond:], truth[:, cond:])
         psnrs.append(p), ssims.append(s), clips.append(clip)
     p, s, clip = np.concatenate(psnrs), np.concatenate(ssims), np.concatenate(clips)
@@ -344,10 +368,11 @@ def evaluate_quality(cfg) -> dict:
     if samples is None:
         raise FileNotFoundError(f"no sample shards in {paths['samples']} (run vqvideo sample first)")
     copy_last = read_video_set("copy_last", paths["copy_last"], "shard-*.h5")
+    reader = ClipReader(paths["data"])
     out = {
         "predicted_frames": [cond + 1, cfg.data.frames],  # 1-based, inclusive (5..16 in the paper's setting)
-        "samples": _scores(samples, paths["data"], cond),
-        "copy_last": (_scores(copy_last.subset(np.unique(samples.clip)), paths["data"], cond)
+        "samples": _scores(samples, reader, cond),
+        "copy_last": (_scores(copy_last.subset(np.unique(samples.clip)), reader, cond)
                       if copy_last is not None else None),
         "diversity": _diversity(samples, cond),
         "psnr_cap_db": PSNR_CAP,
