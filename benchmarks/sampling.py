@@ -172,6 +172,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda":  # float32 in both samplers (as vqvideo sample does): no TF32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     results = {}
     runs = [] if args.skip_demo else [("demo_top", lambda: demo_net("top", args.configfile), LAST),
                                       ("demo_bottom", lambda: demo_net("bottom", args.configfile), LAST)]

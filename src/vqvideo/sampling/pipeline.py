@@ -36,9 +36,14 @@ from vqvideo.sampling.clips import evaluation_groups, load_frames
 
 # --------------------------------------------------------------------------------------------- models
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The sampling device; on a GPU, TF32 is switched off so that both samplers compute in float32 (the naive
+    one's whole-grid convolutions and the incremental one's matrix products then agree to rounding error)."""
+    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
+                          ("cpu" if name == "auto" else name))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return device
 
 
 def file_hash(path: str | Path) -> str:
@@ -103,11 +108,13 @@ def sample_latents(models: Models, cond_top: torch.Tensor, cond_bottom: torch.Te
 
 
 @torch.no_grad()
-def decode_videos(vqvae, top: torch.Tensor, bottom: torch.Tensor) -> np.ndarray:
-    """Codes -> uint8 videos ``[B, T, H, W, 3]`` (rounded to the nearest level, clamped)."""
+def decode_videos(vqvae, top: torch.Tensor, bottom: torch.Tensor, chunk: int = 8) -> np.ndarray:
+    """Codes -> uint8 videos ``[B, T, H, W, 3]`` (rounded to the nearest level, clamped), ``chunk`` videos at
+    a time (the decoder's activations at 256x256x16 are large)."""
     from vqvideo.models.vqvae import output_to_video
 
-    return output_to_video(vqvae.decode_codes(top, bottom)).cpu().numpy()
+    return np.concatenate([output_to_video(vqvae.decode_codes(top[i:i + chunk], bottom[i:i + chunk])).cpu().numpy()
+                           for i in range(0, len(top), chunk)])
 
 
 @torch.no_grad()
