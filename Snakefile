@@ -24,6 +24,7 @@ include: "workflow/rules/priors.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/human_eval.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

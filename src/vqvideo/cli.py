@@ -373,8 +373,22 @@ def add_evaluate(sub):
     p.set_defaults(func=run)
 
 
+def add_report_tables(sub):
+    p = _parser(sub, "report-tables", "FVD and quality tables (HTML) for snakemake --report, from RESULTS/fvd_*.json")
+    p.add_argument("--out", type=Path, default=None, help="HTML file (default: RESULTS/report/results.html)")
+
+    def run(args):
+        from vqvideo.report_tables import report_tables
+
+        cfg = _load(args, {})
+        print(report_tables(cfg.results_dir, args.out or cfg.results_dir / "report" / "results.html"))
+        return 0
+
+    p.set_defaults(func=run)
+
+
 COMMANDS = [add_check_config, add_make_demo_data, add_download_kinetics600, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_train_prior, add_encode, add_summary,
-            add_export_pairs, add_analyze_ratings, add_fvd, add_evaluate]
+            add_export_pairs, add_analyze_ratings, add_fvd, add_evaluate, add_report_tables]
 
 
 def build_parser() -> argparse.ArgumentParser:

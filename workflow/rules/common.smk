@@ -20,7 +20,8 @@ def final_outputs():
     return [f"{RESULTS}/data/manifest.csv", f"{RESULTS}/vqvae/metrics.json", all_latents,
             f"{RESULTS}/priors/top/metrics.json", f"{RESULTS}/priors/bottom/metrics.json",
             sample_shards, sample_grids, copy_last_shards, *human_eval_outputs(),
-            *[f"{RESULTS}/fvd_{r}.json" for r in config["evaluation"]["resolutions"]], f"{RESULTS}/quality.json"]
+            *[f"{RESULTS}/fvd_{r}.json" for r in config["evaluation"]["resolutions"]], f"{RESULTS}/quality.json",
+            f"{RESULTS}/report/results.html"]
 
 
 # --------------------------------------------------------------------------- data

@@ -1,0 +1,86 @@
+"""The results tables of ``snakemake --report`` (``vqvideo report-tables``): FVD and quality as one HTML page.
+
+Reads ``fvd_{R}.json`` (one per resolution; see :mod:`vqvideo.metrics.evaluate`) and, if there,
+``quality.json`` from the results folder, and writes a small self-contained HTML file (every value escaped)
+that the report shows beside its caption: FVD (mean +- std over the folds), FVD* (against the
+reconstructions), and the copy-last-frame and reconstruction brackets, one row per resolution; then PSNR/SSIM
+of our samples and of the copy-last baseline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from vqvideo.data.shards import atomic_write_text
+
+STYLE = ("body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1.5em}"
+         "td,th{border:1px solid #bbb;padding:.3em .7em;text-align:right}th{background:#eee}"
+         "td:first-child,th:first-child{text-align:left}")
+
+
+def _fmt(entry: dict | None) -> str:
+    """``value +- std`` of an FVD entry (a dict with value/std), or a dash."""
+    if not entry or entry.get("value") is None:
+        return "-"
+    std = entry.get("std")
+    return f"{entry['value']:.1f} &plusmn; {std:.1f}" if std is not None else f"{entry['value']:.1f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _flat(d, prefix="") -> dict[str, object]:
+    out = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = v
+    return out
+
+
+def render(fvd: list[dict], quality: dict | None) -> str:
+    """The HTML page for the FVD results (one dict per resolution) and the quality results."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>",
+             "<h3>FVD (lower is better)</h3>"]
+    rows = []
+    for r in sorted(fvd, key=lambda r: r.get("resolution", 0)):
+        base = r.get("baselines") or {}
+        n = r.get("n_videos") or {}
+        rows.append([html.escape(f"{r.get('resolution')}x{r.get('resolution')}"), _fmt(r.get("fvd") or r),
+                     _fmt(r.get("fvd_star")), _fmt(base.get("copy_last")), _fmt(base.get("reconstructions")),
+                     html.escape(str(n.get("clips", "-"))), html.escape(str(len(r.get("folds") or [])))])
+    parts.append(_table(["resolution", "FVD (ours)", "FVD* (vs reconstructions)", "copy last frame",
+                         "VQ-VAE reconstructions", "clips", "folds"], rows))
+    if quality:
+        ours, base = _flat(quality.get("samples")), _flat(quality.get("copy_last"))
+        frames = quality.get("predicted_frames")
+        parts.append(f"<h3>Predicted frames{html.escape(f' {frames[0]}-{frames[1]}' if frames else '')}</h3>")
+        parts.append(_table(["metric", "ours", "copy last frame"],
+                            [[html.escape(k), f"{v:.4g}", f"{base[k]:.4g}" if k in base else "-"]
+                             for k, v in ours.items()]))
+        div = (quality.get("diversity") or {}).get("mean_pairwise_1_minus_ssim")
+        if div is not None:
+            parts.append(f"<p>Diversity (mean pairwise 1 - SSIM between samples of a clip): {div:.4f}</p>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def report_tables(results: str | Path, out: str | Path) -> Path:
+    """Write ``out`` from ``results``/fvd_*.json and quality.json (if there); return ``out``."""
+    results = Path(results)
+    fvd = [json.loads(p.read_text()) for p in sorted(results.glob("fvd_*.json"))]
+    if not fvd:
+        raise FileNotFoundError(f"no fvd_*.json in {results} (run vqvideo evaluate first)")
+    q = results / "quality.json"
+    quality = json.loads(q.read_text()) if q.is_file() else None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, render(fvd, quality))
+    return out

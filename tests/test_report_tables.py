@@ -1,0 +1,35 @@
+"""vqvideo report-tables: the FVD/quality HTML shown by snakemake --report."""
+
+import json
+
+from vqvideo.cli import main
+from vqvideo.report_tables import report_tables
+
+
+def _fvd(resolution, value):
+    entry = {"value": value, "std": 2.0, "folds": [value - 2, value + 2]}
+    return {"metric": "FVD", "resolution": resolution, "value": value, "std": 2.0, "folds": entry["folds"],
+            "fvd": entry, "fvd_star": {"value": value / 2, "std": 1.0},
+            "baselines": {"copy_last": {"value": 900.0, "std": 3.0}, "reconstructions": None},
+            "n_videos": {"clips": 16}}
+
+
+def test_tables_hold_every_resolution_and_escape(tmp_path):
+    (tmp_path / "fvd_64.json").write_text(json.dumps(_fvd(64, 250.5)))
+    (tmp_path / "fvd_256.json").write_text(json.dumps(_fvd(256, 410.0)))
+    (tmp_path / "quality.json").write_text(json.dumps({
+        "predicted_frames": [5, 16], "samples": {"psnr<script>": 21.25, "ssim": 0.61},
+        "copy_last": {"psnr<script>": 19.5}, "diversity": {"mean_pairwise_1_minus_ssim": 0.125}}))
+    html = report_tables(tmp_path, tmp_path / "report" / "results.html").read_text()
+    assert html.index("64x64") < html.index("256x256")  # sorted by resolution
+    assert "250.5 &plusmn; 2.0" in html and "125.2" in html and "900.0 &plusmn; 3.0" in html
+    assert "psnr&lt;script&gt;" in html and "<script>" not in html
+    assert "21.25" in html and "19.5" in html and "0.1250" in html
+
+
+def test_cli_writes_under_results(tmp_path):
+    (tmp_path / "fvd_64.json").write_text(json.dumps(_fvd(64, 1.0)))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"results: {tmp_path}\n")
+    assert main(["report-tables", "--configfile", str(cfg)]) == 0
+    assert (tmp_path / "report" / "results.html").is_file()
