@@ -12,6 +12,8 @@ if config["demo"]["enabled"]:
         threads: rule_threads("make_demo_data")
         resources:
             **rule_resources("make_demo_data"),
+        conda:
+            "../../envs/data.yaml"
         shell:
             "vqvideo make-demo-data --configfile {CONFIGFILE} --out {output} > {log} 2>&1"
 
@@ -28,5 +30,10 @@ checkpoint prepare_data:
     threads: config["data"]["workers"]  # decoding processes; Snakemake caps them at --cores
     resources:
         **rule_resources("prepare_data"),
+    params:
+        configfile=CONFIGFILE,
+        out=lambda wildcards, output: Path(output.manifest).parent,
+    conda:
+        "../../envs/data.yaml"
     shell:
-        "vqvideo prepare-data --configfile {CONFIGFILE} --out {RESULTS}/data --workers {threads} > {log} 2>&1"
+        "vqvideo prepare-data --configfile {params.configfile} --out {params.out} --workers {threads} > {log} 2>&1"
