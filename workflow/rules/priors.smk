@@ -20,7 +20,7 @@ rule train_top_prior:
     resources:
         **rule_resources("train_top_prior"),
     params:
-        launch=launcher("train_top_prior"),
+        launch=launcher("train_top_prior", resume=f"{RESULTS}/priors/top/checkpoint.pt"),
         configfile=CONFIGFILE,
         latents=lambda wildcards, input: os.path.dirname(os.path.dirname(input.latents[0])),
         out=lambda wildcards, output: os.path.dirname(output.checkpoint),
@@ -45,7 +45,7 @@ rule train_bottom_prior:
     resources:
         **rule_resources("train_bottom_prior"),
     params:
-        launch=launcher("train_bottom_prior"),
+        launch=launcher("train_bottom_prior", resume=f"{RESULTS}/priors/bottom/checkpoint.pt"),
         configfile=CONFIGFILE,
         latents=lambda wildcards, input: os.path.dirname(os.path.dirname(input.latents[0])),
         out=lambda wildcards, output: os.path.dirname(output.checkpoint),

@@ -20,7 +20,7 @@ rule train_vqvae:
     resources:
         **rule_resources("train_vqvae"),
     params:
-        launch=launcher("train_vqvae"),
+        launch=launcher("train_vqvae", resume=f"{RESULTS}/vqvae/checkpoint.pt"),
         configfile=CONFIGFILE,
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.checkpoint),
