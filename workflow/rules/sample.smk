@@ -13,7 +13,7 @@ rule sample:
         manifest=f"{RESULTS}/data/manifest.csv",
     output:
         shard=f"{RESULTS}/samples/shard-{{i}}.h5",
-        gif=f"{RESULTS}/samples/grid-{{i}}.gif",
+        gif=report(f"{RESULTS}/samples/grid-{{i}}.gif", caption="../report/samples.rst", category="Samples"),
         mp4=f"{RESULTS}/samples/grid-{{i}}.mp4",
     wildcard_constraints:
         i=r"\d{5}",

@@ -12,6 +12,8 @@ rule train_vqvae:
         metrics=f"{RESULTS}/vqvae/metrics.json",
         grid=report(f"{RESULTS}/vqvae/recon.gif", caption="../report/vqvae.rst", category="VQ-VAE"),
         curves=report(f"{RESULTS}/vqvae/psnr.png", caption="../report/vqvae.rst", category="VQ-VAE"),
+        loss=report(f"{RESULTS}/vqvae/loss.png", caption="../report/vqvae_loss.rst", category="VQ-VAE"),
+        usage=report(f"{RESULTS}/vqvae/usage.png", caption="../report/vqvae_usage.rst", category="VQ-VAE"),
     log:
         f"{RESULTS}/logs/train_vqvae.log",
     conda:
