@@ -31,6 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from vqvideo.data.datasets import read_manifest
 from vqvideo.data.shards import atomic_write_text, list_shards
@@ -167,6 +168,7 @@ def _features(videos, resolution: int, frames: slice, cache: Path, weights_sha: 
     print(f"  {videos.name}: {n_videos} videos through I3D")
     model = get_model()
     feats = []
+    bar = tqdm(total=n_videos, desc=f"I3D {videos.name}", unit="video", mininterval=5)
     for batch in videos.batches():
         batch = batch[:, frames]
         size = batch.shape[2]
@@ -175,6 +177,8 @@ def _features(videos, resolution: int, frames: slice, cache: Path, weights_sha: 
                              f"{batch.shape[2]}x{batch.shape[3]}")
         feats.append(F.i3d_logits(batch, batch_size=batch_size, device=device, model=model, progress=False,
                                   resolution=resolution if resolution != size else None))
+        bar.update(len(batch))
+    bar.close()
     feats = np.concatenate(feats).astype(np.float32)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
