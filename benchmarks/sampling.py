@@ -7,7 +7,8 @@ For each PixelCNN (the demo config's top and bottom priors, and the paper's Tabl
 40 layers / 8 attention layers / filter 3 and bottom prior [64, 64] with 20 layers / 4 attention layers /
 filter 5, at reduced width: hidden 128, residual 256, conditioning features 128 -- or at the paper's widths with
 ``--width paper``), the grid is filled with random codes up to its last 64 positions and the last 64 tokens
-are sampled, where the caches are longest:
+are sampled, where the caches are longest (per-token times are medians, robust to a shared machine; the
+means are in the JSON too):
 - incremental: the caches are filled by one teacher-forced pass over the prefix, then the 64 tokens are timed;
 - naive: one full forward pass over the grid per token. Every naive step costs the same (the whole grid),
   so it is timed on the first ``--naive-tokens`` of those 64 (all 64 for the small demo models): a whole grid
@@ -28,6 +29,7 @@ import argparse
 import json
 import math
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -115,13 +117,13 @@ def measure(net: PixelCNN, batch: int, device, naive_tokens: int, seed: int = 0)
     marks = {}
 
     def on_token(done):
-        if done == start or done == n:
-            _sync(device)
-            marks[done] = time.perf_counter()
+        _sync(device)
+        marks[done] = time.perf_counter()
 
     t0 = time.perf_counter()
     codes = sampler.sample(cond, noise, 1.0, prefix=prefix, start=start, on_token=on_token)
-    incremental_s = (marks[n] - marks[start]) / last
+    incremental_steps = [marks[i + 1] - marks[i] for i in range(start, n)]
+    incremental_mean_s = (marks[n] - marks[start]) / last
     prefill_s = marks[start] - t0
 
     # naive: a full forward per token, on the same grid and the same noise
@@ -141,10 +143,11 @@ def measure(net: PixelCNN, batch: int, device, naive_tokens: int, seed: int = 0)
         _sync(device)
         steps.append(time.perf_counter() - t)
         identical &= bool(torch.equal(token, codes[(slice(None),) + pos]))
-    naive_s = sum(steps) / timed
+    naive_s, incremental_s = statistics.median(steps), statistics.median(incremental_steps)
     forward_s = min([forward_s] + steps)  # a naive step is a forward pass (+ one draw): the least of them
     return {"shape": list(shape), "batch": batch, "tokens_timed": {"naive": timed, "incremental": last},
             "naive_s": naive_s, "incremental_s": incremental_s, "speedup": naive_s / incremental_s,
+            "naive_mean_s": sum(steps) / timed, "incremental_mean_s": incremental_mean_s,
             "forward_s": forward_s, "prefill_s": prefill_s,
             "grid_incremental_over_forward": incremental_s * n / forward_s,
             "naive_tokens_per_s": batch / naive_s, "incremental_tokens_per_s": batch / incremental_s,
@@ -200,8 +203,9 @@ def main(argv=None) -> int:
     results["setup"] = {"device": str(device), "threads": args.threads, "batch": args.batch, "width": args.width,
                         "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
                         "cuda": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
-                        "note": "per-token seconds over the last 64 tokens of each grid; a naive step is one full "
-                                "forward pass whatever the position, so it is timed on fewer tokens"}
+                        "note": "median seconds per token over the last 64 tokens of each grid (medians: the machine "
+                                "may be shared); a naive step is one full forward pass whatever the position, so "
+                                "it is timed on fewer tokens"}
 
     print(f"\n{'model':12s} {'grid':>12s} {'naive s/tok':>12s} {'incr s/tok':>11s} {'speed-up':>9s} "
           f"{'forward s':>10s} {'grid/fwd':>9s} {'same':>5s}")
