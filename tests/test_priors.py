@@ -266,3 +266,15 @@ def test_codes_outside_the_codebook_are_refused(tmp_path):
     write_random_latents(tmp_path, "train", 3, K + 1, 0)   # codes up to K: one too many
     with pytest.raises(ValueError, match="outside the codebook"):
         code_counts(LatentDataset(tmp_path, "train"), "bottom", K)
+
+
+def test_summary_reports_both_priors():
+    from vqvideo.config import load_config
+    from vqvideo.summary import summarize
+
+    s = summarize(load_config("config/config.yaml"))
+    assert s["top_prior"]["logits_shape"] == [512, 3, 32, 32]
+    assert s["bottom_prior"]["logits_shape"] == [512, 64, 64]
+    assert s["top_prior"]["attention_after_layers"] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert s["bottom_prior"]["receptive_field"]["with_attention"] == "the whole causal past"
+    assert s["top_prior"]["parameters"] > s["bottom_prior"]["parameters"] > 10 ** 8
