@@ -39,6 +39,7 @@ from torch import nn
 from vqvideo.models.pixelcnn import CausalConv, PixelCNN, SumConv
 from vqvideo.sampling import naive
 
+
 # --------------------------------------------------------------------------------------------- buffers
 class _Buffer:
     """A zero-padded activation grid ``[B, C, *(S + pad_lo + pad_hi)]`` that convolutions read slices of."""
@@ -70,12 +71,11 @@ class _Buffer:
 class _Conv:
     """A CausalConv (or SumConv) prepared for one position (matrix product) and one row (convolution)."""
 
+    @torch.no_grad()
     def __init__(self, conv: nn.Module):
         self.parts = list(conv.convs) if isinstance(conv, SumConv) else [conv]
-        self.flat = []
-        for c in self.parts:
-            w = c.weight()
-            self.flat.append((w.reshape(w.shape[0], -1).t().contiguous(), c.conv.bias))
+        self.weights = [c.weight() for c in self.parts]  # masked once, not per call
+        self.flat = [(w.reshape(w.shape[0], -1).t().contiguous(), c.conv.bias) for c, w in zip(self.parts, self.weights)]
         self.fn = F.conv2d if len(self.parts[0].lo) == 2 else F.conv3d
 
     def point(self, buf: _Buffer, pos) -> torch.Tensor:
@@ -90,8 +90,8 @@ class _Conv:
         """Outputs at every column of row ``prefix``: [B, Cout, W]."""
         start, stop = tuple(prefix) + (0,), tuple(prefix) + (width - 1,)
         out = None
-        for c in self.parts:
-            y = self.fn(buf.window(c, start, stop), c.weight(), c.conv.bias)
+        for c, w in zip(self.parts, self.weights):
+            y = self.fn(buf.window(c, start, stop), w, c.conv.bias)
             out = y if out is None else out + y
         return out.reshape(out.shape[0], out.shape[1], width)
 
@@ -99,6 +99,7 @@ class _Conv:
 class _Linear:
     """A 1x1 convolution (or nn.Linear) as a matrix: rows [B, Cin] -> [B, Cout], row strips [B, Cin, W]."""
 
+    @torch.no_grad()
     def __init__(self, m: nn.Module):
         w = m.weight.reshape(m.weight.shape[0], -1)
         self.wt, self.w, self.b, self.b_col = w.t().contiguous(), w, m.bias, m.bias[:, None]
