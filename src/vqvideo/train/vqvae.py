@@ -102,7 +102,10 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     train_seconds = time.perf_counter() - t0
     if not dist.is_main():
         return {}
-    metrics, grid = evaluate_vqvae(model, val_subset, eval_batch, keep=4)
+    metrics, _ = evaluate_vqvae(model, val_subset, eval_batch)
+    # grid clips spread over the split (neighbouring clips often come from one video)
+    spread = sorted(set(np.linspace(0, len(val_set) - 1, min(4, len(val_set))).astype(int).tolist()))
+    _, grid = evaluate_vqvae(model, Subset(val_set, spread), eval_batch, keep=len(spread))
     frames, height, width = val_set[0].shape[:3] if len(val_set) else (cfg.data.frames, cfg.data.resolution,
                                                                          cfg.data.resolution)
     shapes = model.latent_shapes(frames, height, width)
