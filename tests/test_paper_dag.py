@@ -11,7 +11,6 @@ left with default resources.
 
 import csv
 import re
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from vqvideo.data.demo import write_mp4
+from repo_copy import copy_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 # the DAG's stages (DESIGN.md); encode_latents_eval is encode_latents for the evaluation split (+ reconstructions)
@@ -31,15 +31,6 @@ GPU_RULES = {"train_vqvae", "encode_latents", "encode_latents_eval", "train_top_
 ONE_PER_EVAL_SHARD = {"encode_latents_eval", "sample", "copy_last_baseline"}
 
 
-def _copy_repo(dst: Path) -> Path:
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                         capture_output=True, check=True).stdout
-    for rel in filter(None, out.decode().split("\0")):
-        src = ROOT / rel
-        if src.is_file() or src.is_symlink():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel, follow_symlinks=False)
-    return dst
 
 
 def _kinetics_fixture(root: Path) -> None:
@@ -75,7 +66,7 @@ def _jobs(dry_run_output: str) -> list[tuple[str, dict]]:
 
 @pytest.fixture(scope="module")
 def paper_dag(tmp_path_factory):
-    repo = _copy_repo(tmp_path_factory.mktemp("repo"))
+    repo = copy_repo(tmp_path_factory.mktemp("repo"))
     _kinetics_fixture(repo / "kinetics_fixture")
     cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     cfg["data"].update(videos="kinetics_fixture", annotations="kinetics_fixture/annotations", shard_size=2, workers=2)

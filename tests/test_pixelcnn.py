@@ -9,13 +9,7 @@ from torch import nn
 from vqvideo.models.pixelcnn import CausalConv, PixelCNN, attention_after, first_h_offsets
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest, and other jobs share the CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomize(model: nn.Module, std: float = 0.3) -> nn.Module:

@@ -17,13 +17,7 @@ from vqvideo.sampling.naive import draw, sample_bottom, sample_top
 K = 6
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest, and other jobs share the CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = dict(hidden=8, residual=8, heads=2, embed_dim=4, cond_channels=4, cond_hidden=8, cond_residual=4)
 
 

@@ -7,11 +7,12 @@ fresh copy of the repository (its own results/).
 
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from repo_copy import copy_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,14 +32,6 @@ def test_readme_has_exactly_two_commands():
     assert text.count("<!-- demo -->") == 1 and text.count("<!-- tests -->") == 1
 
 
-def _tracked_copy(dst: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for rel in filter(None, files.decode().split("\0")):
-        src = ROOT / rel
-        if src.is_file() or src.is_symlink():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel, follow_symlinks=False)
-    return dst
 
 
 @pytest.mark.slow
@@ -46,7 +39,7 @@ def test_readme_demo_command_runs_with_smoke_config(tmp_path):
     command = readme_command("demo")
     snake = command.split("&&")[-1].strip()
     assert snake.startswith("snakemake") and "config/demo.yaml" in snake
-    repo = _tracked_copy(tmp_path / "repo")
+    repo = copy_repo(tmp_path / "repo")
     argv = shlex.split(snake.replace("config/demo.yaml", "config/smoke.yaml"))
     run = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-4000:]

@@ -24,13 +24,7 @@ from vqvideo.sampling import incremental, naive
 from vqvideo.sampling.baseline import copy_last
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread is much faster than two on a busy machine (and keeps the tests fast)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _make_clip_data(results, shards=((("train", 3)), ("val", 3), ("val", 2)), size=16, seed=0):

@@ -8,7 +8,6 @@ asks for a GPU here (resources.make_demo_data.gpus: 1), so the plugin's --gpus r
 A job that fails on the cluster must name its log files in Snakemake's error.
 """
 
-import json
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from repo_copy import copy_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "tests/profiles/slurm-ci"
@@ -41,18 +41,6 @@ def _slurm_up() -> str | None:
 
 _WHY_NOT = _slurm_up()
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_WHY_NOT is not None, reason=str(_WHY_NOT))]
-
-
-def _copy_repo(dst: Path) -> Path:
-    """The files git knows (tracked, or new and not ignored), as a fresh checkout would have them."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                         capture_output=True, check=True).stdout
-    for rel in filter(None, out.decode().split("\0")):
-        src = ROOT / rel
-        if src.is_file() or src.is_symlink():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel, follow_symlinks=False)
-    return dst
 
 
 def _config(repo: Path, **extra) -> str:
@@ -84,10 +72,10 @@ def _outputs(repo: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    cluster = _copy_repo(tmp_path_factory.mktemp("cluster"))
+    cluster = copy_repo(tmp_path_factory.mktemp("cluster"))
     run_c, t_cluster = _snakemake(cluster, TARGET, "--profile", PROFILE, "--configfile", _config(cluster))
     assert run_c.returncode == 0, run_c.stderr[-3000:]
-    local = _copy_repo(tmp_path_factory.mktemp("local"))
+    local = copy_repo(tmp_path_factory.mktemp("local"))
     run_l, t_local = _snakemake(local, TARGET, "--cores", "2", "--configfile", _config(local))
     assert run_l.returncode == 0, run_l.stderr[-3000:]
     print(f"make_demo_data + prepare_data: cluster {t_cluster:.1f} s, local {t_local:.1f} s")

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vqvideo.data.shards import fsync_dir
+
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write ``state`` to ``path`` atomically (temp file in the same directory, fsync, rename, fsync dir)."""
@@ -43,7 +45,7 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
@@ -98,15 +100,3 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
     random.seed(seed)
 
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
