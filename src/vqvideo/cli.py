@@ -1,7 +1,8 @@
 """The ``vqvideo`` command: one subcommand per pipeline stage.
 
 This is the only module that reads config files. Every subcommand takes ``--configfile``; explicit flags
-override the config keys they name (``FLAG_KEYS``). A bad config is refused here, before any work starts.
+override the config keys they name. A bad config is refused here, before any work starts; a stage's
+``UserError`` (bad input, not a bug) is printed as one line, without a traceback, and sets the exit code.
 Each ``add_*`` function declares one subcommand; its handler builds the config and calls one stage function.
 """
 
@@ -11,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from vqvideo.config import Config, ConfigError, load_config
+from vqvideo.config import Config, load_config
+from vqvideo.errors import UserError
 
 
 def _load(args: argparse.Namespace, keys: dict[str, str]) -> Config:
@@ -71,18 +73,14 @@ def add_download_kinetics600(sub):
                    help="keep the tarballs (download.keep_archives)")
 
     def run(args):
-        from vqvideo.data.kinetics import DownloadError, download_kinetics600
+        from vqvideo.data.kinetics import download_kinetics600
 
         cfg = _load(args, {"out": "data.videos", "archives": "download.archives", "splits": "download.splits",
                            "parallel": "download.parallel", "keep_archives": "download.keep_archives"})
         d = cfg.download
-        try:
-            r = download_kinetics600(cfg.data.videos, d.archives, d.splits, d.path_lists, d.annotations,
-                                     parallel=d.parallel, keep_archives=d.keep_archives, retries=d.retries,
-                                     timeout=d.timeout)
-        except DownloadError as e:
-            print(f"vqvideo download-kinetics600: {e}", file=sys.stderr)
-            return 1
+        r = download_kinetics600(cfg.data.videos, d.archives, d.splits, d.path_lists, d.annotations,
+                                 parallel=d.parallel, keep_archives=d.keep_archives, retries=d.retries,
+                                 timeout=d.timeout)
         print(f"{len(r.extracted)} archives extracted ({r.videos} videos), {len(r.skipped)} done before")
         return 0
 
@@ -276,20 +274,16 @@ def add_export_pairs(sub):
     p.add_argument("--force", action="store_true", help="export even if OUT/human_eval.ratings_dir holds ratings")
 
     def run(args):
-        from vqvideo.human_eval.export import ExportError, export_pairs
+        from vqvideo.human_eval.export import export_pairs
 
         cfg = _load(args, {k: f"human_eval.{k}" for k in ("n_pairs", "seed", "name_a", "name_b")})
         he = cfg.human_eval
         out = args.out or cfg.results_dir / "human_eval"
         a = args.a or cfg.results_dir / "samples"
         b = args.b or cfg.results_dir / "baselines" / "copy_last"
-        try:
-            pairs = export_pairs(a, b, out, n_pairs=he.n_pairs, seed=he.seed, name_a=he.name_a, name_b=he.name_b,
-                                 resolution=he.resolution, upscale=he.upscale, fps=he.fps or cfg.data.fps,
-                                 ratings_dir=he.ratings_dir, force=args.force)
-        except ExportError as e:
-            print(f"vqvideo export-pairs: {e}", file=sys.stderr)
-            return 2
+        pairs = export_pairs(a, b, out, n_pairs=he.n_pairs, seed=he.seed, name_a=he.name_a, name_b=he.name_b,
+                             resolution=he.resolution, upscale=he.upscale, fps=he.fps or cfg.data.fps,
+                             ratings_dir=he.ratings_dir, force=args.force)
         print(f"{len(pairs)} pairs: {out / 'page' / 'index.html'} (for raters), {out / 'key.csv'} (keep private)")
         return 0
 
@@ -307,19 +301,15 @@ def add_analyze_ratings(sub):
     p.add_argument("--name-b", dest="name_b", default=None, help="human_eval.name_b")
 
     def run(args):
-        from vqvideo.human_eval.analysis import RatingsError, analyze_ratings, ratings_folder
+        from vqvideo.human_eval.analysis import analyze_ratings, ratings_folder
 
         cfg = _load(args, {"name_a": "human_eval.name_a", "name_b": "human_eval.name_b"})
         he = cfg.human_eval
         key = args.key or cfg.results_dir / "human_eval" / "key.csv"
         ratings = args.ratings or sorted(ratings_folder(key, he.ratings_dir).glob("*.csv"))
-        try:
-            analyze_ratings(key, ratings, args.json or cfg.results_dir / "human_eval.json", args.chart,
-                            name_a=he.name_a, name_b=he.name_b, ratings_dir=he.ratings_dir,
-                            min_judgements=he.min_judgements, bootstrap=he.bootstrap, seed=he.seed)
-        except RatingsError as e:
-            print(f"vqvideo analyze-ratings: {e}", file=sys.stderr)
-            return 2
+        analyze_ratings(key, ratings, args.json or cfg.results_dir / "human_eval.json", args.chart,
+                        name_a=he.name_a, name_b=he.name_b, ratings_dir=he.ratings_dir,
+                        min_judgements=he.min_judgements, bootstrap=he.bootstrap, seed=he.seed)
         return 0
 
     p.set_defaults(func=run)
@@ -403,9 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as e:
+    except UserError as e:
         print(f"vqvideo {args.command}: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
 
 
 if __name__ == "__main__":

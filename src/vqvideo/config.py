@@ -19,10 +19,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from vqvideo.errors import UserError
+
 SCHEMA_PATH = Path(str(resources.files("vqvideo") / "schemas" / "config.schema.yaml"))
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that does not satisfy the schema; the message names the key."""
 
 

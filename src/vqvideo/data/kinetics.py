@@ -42,11 +42,15 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from vqvideo.errors import UserError
+
 CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A file that could not be fetched completely (after retries) or failed its checks."""
+
+    exit_code = 1
 
 
 @dataclass

@@ -34,13 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
+from vqvideo.errors import UserError
+
 RATING_COLUMNS = ("rater_id", "pair_id", "choice")
 KEY_COLUMNS = ("pair_id", "left_model", "right_model")
 CHOICES = ("left", "right", "same")
 OUTCOMES = ("prefer_a", "prefer_b", "indifferent")
 
 
-class RatingsError(ValueError):
+class RatingsError(UserError, ValueError):
     """Input refused; the message lists every problem as ``file:line: reason``."""
 
     def __init__(self, problems: list[str]):

