@@ -3,27 +3,13 @@
 import os
 import subprocess
 import sys
-import textwrap
 import time
+from pathlib import Path
 
 from vqvideo import launch
 
-# a stand-in for the harness: resumes from ckpt if there, checkpoints and exits 75 on SIGTERM/SIGUSR1
-TRAINER = textwrap.dedent("""
-    import signal, sys, time, pathlib
-    ckpt = pathlib.Path(sys.argv[1])
-    step = int(ckpt.read_text()) if ckpt.exists() else 0
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-    signal.signal(signal.SIGUSR1, lambda *a: stop.append(1))
-    while step < int(sys.argv[2]):
-        time.sleep(0.05)
-        step += 1
-        if stop:
-            ckpt.write_text(str(step))
-            sys.exit(75)
-    ckpt.write_text(str(step))
-""")
+# a stand-in for the training command (the launcher wraps any command): see stand_in_trainer.py
+TRAINER = (Path(__file__).parent / "stand_in_trainer.py").read_text()
 
 
 def _run(tmp_path, env, steps, margin_min, runtime_min):

@@ -124,21 +124,7 @@ def test_failing_job_names_its_logs(runs, tmp_path):
     assert "results_fail/logs/prepare_data.log" in err, err[-3000:]
 
 
-TRAINER = """
-import signal, sys, time, pathlib
-ckpt = pathlib.Path(sys.argv[1])
-step = int(ckpt.read_text()) if ckpt.exists() else 0
-print("start at step", step, flush=True)
-stop = []
-signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-while step < int(sys.argv[2]):
-    time.sleep(0.05)
-    step += 1
-    if stop:
-        ckpt.write_text(str(step))
-        sys.exit(75)
-ckpt.write_text(str(step))
-"""
+TRAINER = (Path(__file__).parent / "stand_in_trainer.py").read_text()
 
 
 def test_training_survives_the_time_limit(tmp_path):
