@@ -16,7 +16,7 @@ import torch
 
 from harness_job import TinyNet, dataset, run
 from vqvideo.train.checkpoint import load_checkpoint, load_model
-from vqvideo.train.harness import PREEMPTED_EXIT_CODE, IndexStream, RankBatches
+from vqvideo.train.harness import PREEMPTED_EXIT_CODE, IndexStream, RankBatches, learning_rate
 
 JOB = Path(__file__).with_name("harness_job.py")
 BASE = dict(batch_size=8, lr=1e-2, log_every=1, checkpoint_every=4, eval_every=1000, num_workers=0, threads=1,
@@ -56,6 +56,19 @@ def test_index_stream_shards_global_batches_across_ranks():
     two = [iter(RankBatches(stream, 4, 6, rank=r, world=2)) for r in range(2)]
     for _ in range(5):  # crosses epoch boundaries
         assert next(one) == next(two[0]) + next(two[1])
+
+
+def test_learning_rate_warms_up_then_holds_or_follows_a_cosine():
+    from vqvideo.config import TrainConfig
+
+    const = TrainConfig(lr=1e-3, steps=100, warmup_steps=10)
+    assert [learning_rate(const, s) for s in (0, 9, 10, 99)] == pytest.approx([1e-4, 1e-3, 1e-3, 1e-3])
+    cos = TrainConfig(lr=1e-3, steps=110, warmup_steps=10, lr_schedule="cosine", min_lr=1e-4)
+    assert learning_rate(cos, 9) == pytest.approx(1e-3) and learning_rate(cos, 10) == pytest.approx(1e-3)
+    assert learning_rate(cos, 60) == pytest.approx(0.55e-3)           # half way: the mean of lr and min_lr
+    assert learning_rate(cos, 110) == pytest.approx(1e-4)
+    lrs = [learning_rate(cos, s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
 
 
 def test_tiny_model_learns_and_checkpoint_describes_itself(tmp_path):

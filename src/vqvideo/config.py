@@ -37,6 +37,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 0
+    lr_schedule: str = "constant"
+    min_lr: float = 0.0
     grad_clip: float = 1.0
     amp: bool = True
     checkpoint_every: int = 1000

@@ -78,6 +78,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import math
 import json
 import numbers
 import signal
@@ -281,9 +282,19 @@ def _optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.AdamW
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=device.type == "cuda")
 
 
+def learning_rate(cfg, step: int) -> float:
+    """Linear warmup over ``cfg.warmup_steps`` steps, then ``cfg.lr`` held (``lr_schedule: constant``) or
+    lowered along a half cosine to ``cfg.min_lr`` at ``cfg.steps`` (``cosine``, as nanoGPT)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant" or cfg.steps <= cfg.warmup_steps:
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / (cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
 def _set_lr(opt: torch.optim.Optimizer, cfg, step: int) -> float:
-    """Linear warmup over ``cfg.warmup_steps`` steps, then constant ``cfg.lr``."""
-    lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else cfg.lr
+    lr = learning_rate(cfg, step)
     for group in opt.param_groups:
         group["lr"] = lr
     return lr
