@@ -32,6 +32,8 @@ def test_defaults_come_from_schema():
         ({"vqvae": {"train": {"lrr": 1}}}, ["lrr", "vqvae.train"]),
         ({"evaluation": {"resolutions": "64"}}, ["evaluation.resolutions"]),
         ({"nonsense": 1}, ["nonsense"]),
+        ({"vqvae": {"crop": 60}}, ["vqvae.crop", "[8, 8]"]),                           # not a multiple of 4 x 2
+        ({"data": {"resolution": 64}, "vqvae": {"crop": 128}}, ["vqvae.crop", "64"]),   # larger than the frames
     ],
 )
 def test_bad_keys_are_refused_by_name(raw, names):

@@ -86,6 +86,35 @@ def test_training_steps_reduce_the_loss():
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_random_crop_takes_one_window_per_clip_in_every_frame():
+    from vqvideo.train.vqvae import random_crop
+
+    torch.manual_seed(0)
+    clips = torch.randint(0, 256, (6, 4, 32, 40, 3), dtype=torch.uint8)
+    crops = random_crop(clips, 16)
+    assert crops.shape == (6, 4, 16, 16, 3)
+    offsets = []
+    for clip, crop in zip(clips, crops):
+        windows = clip.unfold(1, 16, 1).unfold(2, 16, 1)  # [T, 17, 25, C, 16, 16]: every window of the frames
+        match = (windows == crop.permute(0, 3, 1, 2)[:, None, None]).flatten(3).all(-1).all(0).nonzero()
+        assert len(match) == 1  # one window, the same in every frame
+        offsets.append(tuple(match[0].tolist()))
+    assert len(set(offsets)) > 1  # each clip has its own window
+
+
+def test_cropped_training_step_keeps_whole_frames_elsewhere():
+    from vqvideo.train.vqvae import vqvae_loss
+
+    torch.manual_seed(0)
+    model = VQVAE(**SMALL).train()
+    clips = torch.randint(0, 256, (2, 8, 32, 32, 3), dtype=torch.uint8)
+    loss, metrics = vqvae_loss(model, clips, crop=16)
+    loss.backward()
+    assert torch.isfinite(loss) and model.enc_bottom.down.weight.grad is not None
+    top, bottom = model.eval().encode_codes(video_to_input(clips))  # evaluation and encoding: whole frames
+    assert top.shape == (2, 2, 4, 4) and bottom.shape == (2, 4, 8, 8)
+
+
 def test_video_conversion_rounds():
     clips = torch.randint(0, 256, (1, 4, 8, 8, 3), dtype=torch.uint8)
     x = video_to_input(clips)

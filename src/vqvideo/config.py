@@ -114,6 +114,7 @@ class VQVAEModelConfig:
 @dataclass
 class VQVAEConfig:
     model: VQVAEModelConfig = field(default_factory=VQVAEModelConfig)
+    crop: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -338,8 +339,19 @@ def _convert(tp, value):
     return value
 
 
+def check_consistency(raw: dict) -> None:
+    """Constraints between keys that the schema cannot state; raise ConfigError naming the key."""
+    model, crop = raw["vqvae"]["model"], raw["vqvae"]["crop"]
+    if crop is not None:
+        step = model["bottom_stride"][1] * model["top_stride"][1], model["bottom_stride"][2] * model["top_stride"][2]
+        if crop % step[0] or crop % step[1] or crop > raw["data"]["resolution"]:
+            raise ConfigError(f"config key 'vqvae.crop' = {crop}: must be a multiple of the spatial strides "
+                              f"{list(step)} (bottom x top) and at most data.resolution = {raw['data']['resolution']}")
+
+
 def config_from_dict(raw: dict) -> Config:
     raw = validate(json.loads(json.dumps(raw)))
+    check_consistency(raw)
     cfg = _build(Config, raw)
     cfg.raw = raw
     return cfg

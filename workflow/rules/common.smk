@@ -5,11 +5,14 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from vqvideo.config import check_consistency
+
 
 # the keys each resources entry names itself, before the schema fills its defaults: the keys an entry leaves
 # out come from resources.default (see rule_resources)
 _RESOURCES_GIVEN = {k: dict(v or {}) for k, v in (config.get("resources") or {}).items()}
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+check_consistency(config)  # constraints between keys, before any job runs
 
 RESULTS = config["results"]
 CONFIGFILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "config/config.yaml"

@@ -9,6 +9,7 @@ rate), ``loss.png``, ``psnr.png``, ``usage.png`` and reconstruction grids ``reco
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -27,8 +28,23 @@ def build_vqvae(model_config: dict) -> VQVAE:
     return VQVAE(**model_config)
 
 
-def vqvae_loss(model, clips: torch.Tensor):
-    """Harness loss: uint8 clips ``[B, T, H, W, 3]`` on the device -> (loss, metrics)."""
+def random_crop(clips: torch.Tensor, size: int) -> torch.Tensor:
+    """A random ``size x size`` window of each clip ``[B, T, H, W, C]`` (the same window in every frame) ->
+    ``[B, T, size, size, C]``. Offsets come from torch's global RNG, which checkpoints save and restore."""
+    b, _, h, w, _ = clips.shape
+    ys = torch.randint(0, h - size + 1, (b,)).tolist()
+    xs = torch.randint(0, w - size + 1, (b,)).tolist()
+    return torch.stack([clip[:, y:y + size, x:x + size] for clip, y, x in zip(clips, ys, xs)])
+
+
+def vqvae_loss(model, clips: torch.Tensor, crop: int | None = None):
+    """Harness loss: uint8 clips ``[B, T, H, W, 3]`` on the device -> (loss, metrics).
+
+    ``crop``: train on a random ``crop x crop`` window of each clip. The model is convolutional, so it learns
+    the same weights from windows as from whole frames, at ``(crop / H)^2`` of the cost of a step.
+    """
+    if crop is not None and crop < min(clips.shape[2:4]):
+        clips = random_crop(clips, crop)
     _, out = model(video_to_input(clips))
     loss = out.pop("loss")
     return loss, {k: (v.detach() if torch.is_tensor(v) else v) for k, v in out.items()}
@@ -97,7 +113,8 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     torch.manual_seed(cfg.seed)  # the initial weights
     model = build_vqvae(model_config)
     t0 = time.perf_counter()
-    model = fit(model, vqvae_loss, train_set, tcfg, out_dir, model_config, evaluate=evaluate, seed=cfg.seed,
+    loss_fn = functools.partial(vqvae_loss, crop=cfg.vqvae.crop)
+    model = fit(model, loss_fn, train_set, tcfg, out_dir, model_config, evaluate=evaluate, seed=cfg.seed,
                 kind="vqvae")
     train_seconds = time.perf_counter() - t0
     if not dist.is_main():
