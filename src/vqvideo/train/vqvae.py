@@ -88,11 +88,12 @@ def evaluate_vqvae(model: VQVAE, clips, batch_size: int, keep: int = 0) -> tuple
     return metrics, grid
 
 
-def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int | None = None) -> dict:
+def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int = 1024) -> dict:
     """Train the VQ-VAE of ``cfg.vqvae`` on ``data_dir``'s train split; write the outputs; return the metrics.
 
     Validation uses ``cfg.evaluation.split`` (periodic evaluation: the first ``eval_batches * batch_size``
-    clips; the final metrics: ``eval_clips`` clips, default the same number).
+    clips, for speed; the final metrics: up to ``eval_clips`` clips spread evenly over the split, since
+    neighbouring clips often come from one video).
     """
     from vqvideo.data.datasets import ClipDataset
     from vqvideo.train import distributed as dist
@@ -103,8 +104,7 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     model_config = dataclasses.asdict(cfg.vqvae.model)
     train_set = ClipDataset(data_dir, "train")
     val_set = ClipDataset(data_dir, cfg.evaluation.split)
-    n_val = min(len(val_set), eval_clips or tcfg.eval_batches * tcfg.batch_size)
-    val_subset = Subset(val_set, range(n_val))
+    val_subset = Subset(val_set, range(min(len(val_set), tcfg.eval_batches * tcfg.batch_size)))
     eval_batch = max(1, min(tcfg.batch_size, 16))
 
     def evaluate(model):
@@ -119,9 +119,8 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     train_seconds = time.perf_counter() - t0
     if not dist.is_main():
         return {}
-    metrics, _ = evaluate_vqvae(model, val_subset, eval_batch)
-    # grid clips spread over the split (neighbouring clips often come from one video)
-    spread = sorted(set(np.linspace(0, len(val_set) - 1, min(4, len(val_set))).astype(int).tolist()))
+    metrics, _ = evaluate_vqvae(model, Subset(val_set, _spread(len(val_set), eval_clips)), eval_batch)
+    spread = _spread(len(val_set), 4)
     _, grid = evaluate_vqvae(model, Subset(val_set, spread), eval_batch, keep=len(spread))
     frames, height, width = val_set[0].shape[:3] if len(val_set) else (cfg.data.frames, cfg.data.resolution,
                                                                          cfg.data.resolution)
@@ -142,6 +141,11 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     })
     _write_outputs(out_dir, metrics, grid)
     return metrics
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """Up to ``k`` indices spread evenly over ``range(n)``."""
+    return sorted(set(np.linspace(0, n - 1, min(k, n)).astype(int).tolist())) if n else []
 
 
 def _write_outputs(out_dir: Path, metrics: dict, grid: list) -> None:
