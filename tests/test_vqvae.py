@@ -115,6 +115,17 @@ def test_cropped_training_step_keeps_whole_frames_elsewhere():
     assert top.shape == (2, 2, 4, 4) and bottom.shape == (2, 4, 8, 8)
 
 
+def test_codebook_warnings_name_an_unused_level():
+    from vqvideo.train.vqvae import codebook_warnings
+
+    healthy = {"usage_top": 1.0, "perplexity_top": 150.0, "usage_bottom": 0.99, "perplexity_bottom": 105.0,
+               "psnr_masked": 18.3}
+    assert codebook_warnings(healthy) == []
+    collapsed = {**healthy, "usage_top": 0.11, "perplexity_top": 12.3, "psnr_masked": 9.0}
+    (warning,) = codebook_warnings(collapsed)
+    assert "top codebook uses 11%" in warning and "9.0 dB" in warning and "bottom_mask_rate" in warning
+
+
 def test_video_conversion_rounds():
     clips = torch.randint(0, 256, (1, 4, 8, 8, 3), dtype=torch.uint8)
     x = video_to_input(clips)

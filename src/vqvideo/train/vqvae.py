@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -139,8 +140,25 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
         "train_clips": len(train_set),
         "split": cfg.evaluation.split,
     })
+    metrics["warnings"] = codebook_warnings(metrics)
+    for warning in metrics["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     _write_outputs(out_dir, metrics, grid)
     return metrics
+
+
+def codebook_warnings(metrics: dict, min_usage: float = 0.25) -> list[str]:
+    """Plain-words warnings for a level whose codebook is mostly unused: the failure that a good overall PSNR
+    hides when the decoder learns to ignore the top level and the bottom carries everything."""
+    warnings = []
+    for level in ("top", "bottom"):
+        usage = metrics[f"usage_{level}"]
+        if usage < min_usage:
+            warnings.append(f"the {level} codebook uses {usage:.0%} of its codes on the validation clips "
+                            f"(perplexity {metrics[f'perplexity_{level}']:.1f}); PSNR with the bottom level masked is "
+                            f"{metrics['psnr_masked']:.1f} dB. The {level} level carries little: try a higher "
+                            f"vqvae.model.bottom_mask_rate, more clips per batch or whole frames (vqvae.crop: null)")
+    return warnings
 
 
 def _spread(n: int, k: int) -> list[int]:
