@@ -37,7 +37,8 @@ def train_throughput(cfg, data: Path, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         t0 = time.perf_counter()
-        fit(VQVAE(**mc), functools.partial(vqvae_loss, crop=cfg.vqvae.crop), ClipDataset(data, "train"), tcfg, Path(tmp), mc, kind="vqvae")
+        loss_fn = functools.partial(vqvae_loss, crop=cfg.vqvae.crop)
+        fit(VQVAE(**mc), loss_fn, ClipDataset(data, "train"), tcfg, Path(tmp), mc, kind="vqvae")
         wall = time.perf_counter() - t0
         records = [json.loads(line) for line in open(Path(tmp) / "log.jsonl")]
     last = records[-1]  # steps [steps-2 .. steps]: after the first window's warm-up
@@ -131,9 +132,10 @@ def main() -> None:
     val = [r["clip"] for r in read_manifest(args.data) if r["split"] == cfg.evaluation.split][:args.encode_clips]
     clips = load_clips(args.data, val)
     batch = torch.from_numpy(clips[:cfg.vqvae.train.batch_size])
-    result["train_in_memory"] = train_in_memory(cfg, batch, max(4, args.steps // 3), cfg.vqvae.crop)
+    memory_steps = max(4, args.steps // 3)
+    result["train_in_memory"] = train_in_memory(cfg, batch, memory_steps, cfg.vqvae.crop)
     if cfg.vqvae.crop:
-        result["train_whole_frames"] = train_in_memory(cfg, batch, max(4, args.steps // 3), None)
+        result["train_whole_frames"] = train_in_memory(cfg, batch, memory_steps, None)
         result["train_in_memory"]["ratio_vs_whole_frames"] = (result["train_in_memory"]["clips_per_s"]
                                                               / result["train_whole_frames"]["clips_per_s"])
     result["train"]["ratio_vs_in_memory"] = result["train"]["clips_per_s"] / result["train_in_memory"]["clips_per_s"]

@@ -343,10 +343,10 @@ def check_consistency(raw: dict) -> None:
     """Constraints between keys that the schema cannot state; raise ConfigError naming the key."""
     model, crop = raw["vqvae"]["model"], raw["vqvae"]["crop"]
     if crop is not None:
-        step = model["bottom_stride"][1] * model["top_stride"][1], model["bottom_stride"][2] * model["top_stride"][2]
-        if crop % step[0] or crop % step[1] or crop > raw["data"]["resolution"]:
+        step = [b * t for b, t in zip(model["bottom_stride"][1:], model["top_stride"][1:])]  # [h, w]
+        if any(crop % s for s in step) or crop > raw["data"]["resolution"]:
             raise ConfigError(f"config key 'vqvae.crop' = {crop}: must be a multiple of the spatial strides "
-                              f"{list(step)} (bottom x top) and at most data.resolution = {raw['data']['resolution']}")
+                              f"{step} (bottom x top) and at most data.resolution = {raw['data']['resolution']}")
 
 
 def config_from_dict(raw: dict) -> Config:

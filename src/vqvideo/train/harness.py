@@ -78,8 +78,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import math
 import json
+import math
 import numbers
 import signal
 import sys
