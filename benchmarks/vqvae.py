@@ -49,8 +49,11 @@ def train_throughput(cfg, data: Path, steps: int) -> dict:
 
 
 def _device() -> torch.device:
-    """Where the harness trains (CUDA when there is one), so that every baseline runs there too."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Where the harness trains (its own choice: CUDA when there is one, unless VQVIDEO_DEVICE=cpu), so that
+    every baseline runs there too."""
+    from vqvideo.train import distributed as dist
+
+    return dist.setup()
 
 
 def _sync(device: torch.device) -> None:
