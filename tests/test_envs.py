@@ -1,4 +1,4 @@
-"""envs/*.yaml: each parses, pins what the tests use (except PyTorch), and covers the imports of its rules.
+"""envs/*.yaml: each parses, pins what requirements/lock.txt pins (except PyTorch), and covers its rules' imports.
 
 Conda channels cannot be reached in CI, so the environments are not built here. Instead: every rule names an
 environment (`conda:`), and the third-party modules its `vqvideo <subcommand>` imports (the subcommand's
@@ -6,9 +6,10 @@ handler in cli.py, then every vqvideo module reached from it) are all in that en
 """
 
 import ast
+import importlib.util
 import re
 import sys
-from importlib.metadata import version
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,20 @@ def _envs() -> dict[str, dict]:
 
 
 def _packages(env: dict) -> dict[str, str]:
-    """package -> version spec ('' if unpinned) of the conda dependencies."""
+    """package -> version spec ('' if unpinned) of the conda dependencies and the `pip:` section."""
     out = {}
     for dep in env["dependencies"]:
-        if isinstance(dep, str):
-            m = re.match(r"^([A-Za-z0-9_.-]+)\s*(.*)$", dep)
+        for spec in dep["pip"] if isinstance(dep, dict) else [dep]:
+            m = re.match(r"^([A-Za-z0-9_.-]+)\s*(.*)$", spec)
             out[m.group(1).lower()] = m.group(2)
     return out
+
+
+def _sync_envs():
+    spec = importlib.util.spec_from_file_location("sync_envs", ROOT / "requirements" / "sync_envs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _rules() -> list[tuple[str, str | None, str | None]]:
@@ -109,10 +117,10 @@ def third_party_imports(modules: set[str]) -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(_envs()))
-def test_env_file_parses_and_pins(name):
+def test_env_file_parses_and_pins_the_lock(name):
     env = _envs()[name]
     assert "conda-forge" in env["channels"]
-    pkgs = _packages(env)
+    pkgs, lock = _packages(env), _sync_envs().read_lock()
     assert pkgs.get("python", "").startswith("=3.11")
     for pkg, spec in pkgs.items():
         if pkg in ("python", "pip", "setuptools"):
@@ -120,9 +128,35 @@ def test_env_file_parses_and_pins(name):
         if pkg == "pytorch":
             assert spec.startswith(">="), "PyTorch stays unpinned above a minimum (a CUDA build on clusters)"
             continue
-        assert spec == f"={version(pkg)}", f"{name}: {pkg}{spec} is not the version the tests use ({version(pkg)})"
+        want = lock.get(_sync_envs().normalise(pkg))
+        assert want is not None, f"{name}: {pkg} is not in requirements/lock.txt"
+        assert spec == f"=={want}", f"{name}: {pkg}{spec} is not the lock's {pkg}=={want} (bash requirements/refresh.sh)"
     deploy = (ROOT / "envs" / name).with_suffix(".post-deploy.sh")
     assert deploy.is_file() and "pip install" in deploy.read_text()
+
+
+def test_lock_covers_the_package_and_keeps_its_ranges():
+    # the lock pins every dependency of the package and its test extra, each inside the range the package
+    # declares; the package itself keeps ranges (torch>=2.4), never exact pins
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock, norm = _sync_envs().read_lock(), _sync_envs().normalise
+    for line in project["dependencies"] + project["optional-dependencies"]["test"]:
+        req = Requirement(line)
+        assert not any(s.operator == "==" for s in req.specifier), f"pyproject.toml pins {line}: keep a range"
+        assert norm(req.name) in lock, f"{req.name} is missing from requirements/lock.txt (bash requirements/refresh.sh)"
+        assert req.specifier.contains(lock[norm(req.name)], prereleases=True), (req.name, lock[norm(req.name)])
+    assert lock["torch"].startswith("2.13.0"), "the lock is for the CPU build of torch 2.13.0 the tests run on"
+
+
+def test_sync_envs_rewrites_only_the_pins(tmp_path):
+    env = tmp_path / "x.yaml"
+    env.write_text("# a comment\ndependencies:\n  - python=3.11\n  - pip:\n      - numpy==1.0.0\n")
+    sync = _sync_envs()
+    assert sync.sync(env, {"numpy": "2.4.6"})
+    assert env.read_text() == "# a comment\ndependencies:\n  - python=3.11\n  - pip:\n      - numpy==2.4.6\n"
+    assert not sync.sync(env, {"numpy": "2.4.6"})
 
 
 def test_every_rule_names_an_env_that_covers_its_imports():
