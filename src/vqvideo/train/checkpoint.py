@@ -10,6 +10,8 @@ A checkpoint is a dict of tensors and plain values:
     optimizer     optimiser state_dict
     rng           list, one entry per rank, of {"torch", "cuda", "numpy", "python"} RNG states (tensors/plain)
     data          position in the training index stream ({"seed", "position", "n"}; see harness.IndexStream)
+    data_config   (optional) plain dict of the data settings it was trained on; a VQ-VAE's holds ``frames``,
+                  ``fps``, ``resolution``, ``stride``, ``max_clips_per_video``, ``frame_folder_fps``
 
 Writes go to a temporary file beside the target, which is flushed, fsynced and renamed over the target
 (``os.replace`` is atomic on POSIX), and then the directory is fsynced, so a process killed at any moment

@@ -119,12 +119,15 @@ def fit(model: nn.Module,
         seed: int = 0,
         collate_fn=None,
         kind: str = "model",
+        data_config: dict | None = None,
         ) -> nn.Module:
     """Train ``model`` for ``cfg.steps`` optimiser steps (resuming ``out_dir/checkpoint.pt``); return it unwrapped.
 
     Writes ``out_dir/checkpoint.pt`` (every ``cfg.checkpoint_every`` steps, at the end, on preemption),
     ``out_dir/log.jsonl`` (train records every ``cfg.log_every`` steps, val records from ``evaluate``) and
-    ``out_dir/loss.png``. ``cfg`` is a :class:`vqvideo.config.TrainConfig`.
+    ``out_dir/loss.png``. ``cfg`` is a :class:`vqvideo.config.TrainConfig`. ``data_config`` (plain values, e.g.
+    the frame rate and resolution of the training clips) is stored in the checkpoint as ``data_config``, so that
+    a checkpoint also says what data it was trained on.
     """
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
@@ -135,7 +138,7 @@ def fit(model: nn.Module,
     start, position = _resume(ckpt_path, model, opt, kind, model_config, seed, len(train_set))
     if start >= cfg.steps:
         return model
-    run = _Run(model, opt, cfg, ckpt_path, model_config, kind, seed, len(train_set))
+    run = _Run(model, opt, cfg, ckpt_path, model_config, kind, seed, len(train_set), data_config)
     ddp = _wrap(model, device)
     loader = _loader(train_set, IndexStream(len(train_set), seed), position, cfg, collate_fn, device, seed)
 
@@ -370,6 +373,7 @@ class _Run:
     kind: str
     seed: int
     n: int
+    data_config: dict | None = None
 
     def checkpoint(self, step: int, position: int) -> None:
         rngs = dist.all_gather_object(rng_state())  # collective: every rank takes part
@@ -384,6 +388,7 @@ class _Run:
                 "rng": rngs,
                 "data": {"seed": self.seed, "position": position, "n": self.n},
                 "world_size": dist.world_size(),
+                **({"data_config": _plain(self.data_config)} if self.data_config is not None else {}),
             })
         dist.barrier()  # nobody exits (e.g. on preemption) before rank 0 has finished writing
 

@@ -29,6 +29,23 @@ def build_vqvae(model_config: dict) -> VQVAE:
     return VQVAE(**model_config)
 
 
+# the data settings a checkpoint records (``data_config``): what `vqvideo reconstruct` needs to cut clips as
+# the model saw them
+DATA_KEYS = ("frames", "fps", "resolution", "stride", "max_clips_per_video", "frame_folder_fps")
+
+
+def data_settings(data_cfg, train_set) -> dict:
+    """``cfg.data``'s :data:`DATA_KEYS`, with ``frames``, ``fps`` and ``resolution`` as the training shards'
+    attributes say (prepare-data may have been run with other flags than this config)."""
+    settings = {k: getattr(data_cfg, k) for k in DATA_KEYS}
+    if len(train_set):
+        import h5py
+
+        with h5py.File(train_set.data_dir / "shards" / train_set._items[0][0], "r") as f:
+            settings.update({k: f.attrs[k].item() for k in ("frames", "fps", "resolution") if k in f.attrs})
+    return settings
+
+
 def random_crop(clips: torch.Tensor, size: int) -> torch.Tensor:
     """A random ``size x size`` window of each clip ``[B, T, H, W, C]`` (the same window in every frame) ->
     ``[B, T, size, size, C]``. Offsets come from torch's global RNG, which checkpoints save and restore."""
@@ -116,7 +133,7 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     t0 = time.perf_counter()
     loss_fn = functools.partial(vqvae_loss, crop=cfg.vqvae.crop)
     model = fit(model, loss_fn, train_set, tcfg, out_dir, model_config, evaluate=evaluate, seed=cfg.seed,
-                kind="vqvae")
+                kind="vqvae", data_config=data_settings(cfg.data, train_set))
     train_seconds = time.perf_counter() - t0
     if not dist.is_main():
         return {}
