@@ -51,7 +51,7 @@ def train_throughput(cfg, data: Path, steps: int) -> dict:
 def _device() -> torch.device:
     """Where the harness trains (its own choice: CUDA when there is one, unless VQVIDEO_DEVICE=cpu), so that
     every baseline runs there too."""
-    from vqvideo.train import distributed as dist
+    from vqvideo.runtime import distributed as dist
 
     return dist.setup()
 

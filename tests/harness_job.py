@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from vqvideo.config import TrainConfig
-from vqvideo.train import distributed as dist
+from vqvideo.runtime import distributed as dist
 from vqvideo.train.harness import fit
 
 DIM = 8

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from vqvideo.train.checkpoint import load_checkpoint, load_model, rng_state, save_checkpoint, set_rng_state
+from vqvideo.runtime.checkpoint import load_checkpoint, load_model, rng_state, save_checkpoint, set_rng_state
 
 
 def good_state(step: int) -> dict:
@@ -54,7 +54,7 @@ def test_write_that_raises_half_way_keeps_previous(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, torch
-    from vqvideo.train.checkpoint import save_checkpoint
+    from vqvideo.runtime.checkpoint import save_checkpoint
     big = {"model": {"w": torch.randn(8 * 2**20)}, "step": 2}  # 32 MiB
     while True:
         save_checkpoint(sys.argv[1], big)

@@ -12,7 +12,7 @@ from vqvideo.cli import main
 from vqvideo.data.latents import LatentDataset
 from vqvideo.data.shards import write_shard
 from vqvideo.models.vqvae import VQVAE, output_to_video, video_to_input
-from vqvideo.train.checkpoint import save_checkpoint
+from vqvideo.runtime.checkpoint import save_checkpoint
 
 MODEL = dict(hidden=8, res_hidden=4, res_layers=1, codebook_size=32, codebook_dim=4, codebook_init="data")
 

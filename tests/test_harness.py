@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness_job import TinyNet, dataset, run
-from vqvideo.train.checkpoint import load_checkpoint, load_model
+from vqvideo.runtime.checkpoint import load_checkpoint, load_model
 from vqvideo.train.harness import PREEMPTED_EXIT_CODE, IndexStream, RankBatches, learning_rate
 
 JOB = Path(__file__).with_name("harness_job.py")

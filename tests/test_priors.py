@@ -194,7 +194,7 @@ def test_train_prior_cli_writes_checkpoint_and_metrics(tmp_path, level):
     import yaml
 
     from vqvideo.cli import main
-    from vqvideo.train.checkpoint import load_model
+    from vqvideo.runtime.checkpoint import load_model
     from vqvideo.train.priors import build_prior
 
     write_random_latents(tmp_path / "latents", "train", 6, K, 0, shards=2)

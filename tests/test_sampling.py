@@ -189,7 +189,7 @@ def _make_trained_results(tmp_path, **sampling):
     from vqvideo.config import load_config
     from vqvideo.encode import encode_shard
     from vqvideo.models.vqvae import VQVAE
-    from vqvideo.train.checkpoint import save_checkpoint
+    from vqvideo.runtime.checkpoint import save_checkpoint
 
     results = tmp_path / "results"
     clips = _make_clip_data(results, shards=(("val", 3), ("val", 2)), size=16)

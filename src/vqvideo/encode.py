@@ -99,7 +99,7 @@ def encode_clips(model: VQVAE, clips: np.ndarray, cond_frames: int, batch_size: 
 def encode_shard(cfg, checkpoint: str | Path, shard: str | Path, out: str | Path, recon: str | Path | None = None,
                  manifest: str | Path | None = None) -> Path:
     """Encode the data shard ``shard`` into the latent shard ``out`` (and reconstructions into ``recon``)."""
-    from vqvideo.train.checkpoint import load_model
+    from vqvideo.runtime.checkpoint import load_model
     from vqvideo.train.vqvae import build_vqvae
 
     shard, out = Path(shard), Path(out)

@@ -14,6 +14,8 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
+from vqvideo.runtime.files import fsync_dir
+
 
 def write_shard(path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None,
                 compression: str | None = None) -> Path:
@@ -72,17 +74,3 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort: some file systems refuse to fsync a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

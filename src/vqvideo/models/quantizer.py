@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vqvideo.train.distributed import all_reduce_sum, broadcast, world_size
+from vqvideo.runtime.distributed import all_reduce_sum, broadcast, world_size
 
 
 def code_usage(counts: torch.Tensor) -> dict[str, float]:

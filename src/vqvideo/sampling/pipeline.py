@@ -68,7 +68,7 @@ class Models:
         from vqvideo.models.bottom_prior import BottomPrior
         from vqvideo.models.top_prior import TopPrior
         from vqvideo.models.vqvae import VQVAE
-        from vqvideo.train.checkpoint import load_model
+        from vqvideo.runtime.checkpoint import load_model
 
         paths = checkpoint_paths(cfg)
         for name, path in paths.items():

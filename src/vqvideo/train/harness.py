@@ -7,7 +7,7 @@ A model plugs in with a loss function; everything else (data order, devices, che
 
     import torch
     from vqvideo.config import TrainConfig   # the CLI passes cfg.vqvae.train, cfg.top_prior.train, ...
-    from vqvideo.train.checkpoint import load_model
+    from vqvideo.runtime.checkpoint import load_model
     from vqvideo.train.harness import fit
 
     class Tiny(torch.nn.Module):
@@ -42,7 +42,7 @@ Contract for models and loss functions
 - Every parameter gets a gradient each step (DDP runs with ``find_unused_parameters=False``).
 - Buffers are broadcast from rank 0 once at the start and never in forward: buffers updated in forward
   (EMA codebooks) are kept equal by the model, which all-reduces its own statistics with
-  :mod:`vqvideo.train.distributed`, in training mode only.
+  :mod:`vqvideo.runtime.distributed`, in training mode only.
 - ``evaluate(model)`` runs on rank 0 only, in ``eval()`` mode under ``no_grad`` with a forked RNG (so it does
   not change the training random stream); it must not call collectives.
 - Datasets return the same item for the same index (random augmentation, if any, seeded from the index):
@@ -94,8 +94,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from vqvideo.train import distributed as dist
-from vqvideo.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from vqvideo.runtime import distributed as dist
+from vqvideo.runtime.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again"; the checkpoint is written, rerun to resume
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)

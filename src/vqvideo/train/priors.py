@@ -179,7 +179,7 @@ def unigram_baseline(train_counts: np.ndarray, val_counts: np.ndarray) -> dict:
 def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -> dict:
     """Train the ``level`` prior of ``cfg`` on ``latents_dir``/train; validate on ``cfg.evaluation.split``;
     write the outputs (module docstring) and return the metrics."""
-    from vqvideo.train import distributed as dist
+    from vqvideo.runtime import distributed as dist
     from vqvideo.train.harness import fit
 
     if level not in LEVELS:

@@ -114,7 +114,7 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     neighbouring clips often come from one video).
     """
     from vqvideo.data.datasets import ClipDataset
-    from vqvideo.train import distributed as dist
+    from vqvideo.runtime import distributed as dist
     from vqvideo.train.harness import fit
 
     out_dir = Path(out_dir)

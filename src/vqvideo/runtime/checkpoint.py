@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vqvideo.data.shards import fsync_dir
+from vqvideo.runtime.files import fsync_dir
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
