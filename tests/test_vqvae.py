@@ -184,7 +184,7 @@ def test_train_vqvae_records_the_data_settings_in_its_checkpoint(tmp_path, one_t
 
     from vqvideo.cli import main
     from vqvideo.data.shards import write_shard
-    from vqvideo.train.checkpoint import load_checkpoint
+    from vqvideo.runtime.checkpoint import load_checkpoint
 
     data = tmp_path / "data"
     clips = np.random.default_rng(0).integers(0, 256, (2, 8, 16, 16, 3), dtype=np.uint8)
