@@ -81,9 +81,19 @@ def test_evaluate_writes_fvd_and_quality(results, capsys):
     assert out["protocol"]["frames"] == "predicted" and out["protocol"]["n_frames"] == 12
     assert len(out["weights"]["sha256"]) == 64 and out["config_hash"]
     recon = out["baselines"]["reconstructions"]
-    assert abs(recon["value"]) < 1e-3 * out["value"]
+    assert abs(recon["fvd"]["value"]) < 1e-3 * out["value"]
     np.testing.assert_allclose(out["fvd_star"]["folds"], out["folds"], rtol=1e-9)
-    assert out["value"] > 0 and out["baselines"]["copy_last"]["value"] > 0
+    assert out["value"] > 0 and out["baselines"]["copy_last"]["fvd"]["value"] > 0
+    # KVD beside FVD, in the same structure, on the same features
+    kvd = out["kvd"]
+    assert len(kvd["folds"]) == 2 and kvd["value"] == pytest.approx(np.mean(kvd["folds"]))
+    assert kvd["fold_sizes"] == out["fvd"]["fold_sizes"]
+    np.testing.assert_allclose(out["kvd_star"]["folds"], kvd["folds"], rtol=1e-9)  # reconstructions = real
+    assert recon["kvd"]["value"] < 0 < kvd["value"]  # identical sets: unbiased MMD^2 slightly below 0
+    assert out["baselines"]["copy_last"]["kvd"]["value"] > 0
+    # reconstructions equal to the real clips rank best on both metrics
+    assert out["sanity"]["kvd"]["ranking"][0] == "reconstructions" and out["sanity"]["ok"] is True
+    assert out["sanity"]["fvd"]["reconstructions_best"] is True and out["sanity"]["warnings"] == []
 
     q = json.loads((results / "results" / "quality.json").read_text())
     assert q["predicted_frames"] == [5, 16]
@@ -134,6 +144,7 @@ def test_fvd_cli_on_npz(tmp_path, capsys):
                      "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["fvd"] > 0 and res["n_real"] == 2 and res["rank_deficient"] is True
+    assert np.isfinite(res["kvd"]) and "KVD = " in capsys.readouterr().out
     np.savez(tmp_path / "c.npz", videos=a[:, :, :8])
     assert main(["fvd", "--real", str(tmp_path / "a.npz"), "--fake", str(tmp_path / "c.npz")]) == 2
     assert "differ in shape" in capsys.readouterr().err
@@ -142,3 +153,18 @@ def test_fvd_cli_on_npz(tmp_path, capsys):
 def test_config_section_round_trips():
     cfg = load_config(None, {"evaluation.frames": "predicted", "evaluation.folds": 3})
     assert cfg.evaluation.frames == "predicted" and cfg.evaluation.folds == 3 and cfg.evaluation.seed == 0
+
+
+def test_sanity_warns_when_reconstructions_do_not_rank_best():
+    def entry(v):
+        return {"value": v, "rank_deficient": True}
+
+    comp = {"fvd": {"samples": entry(1970.0), "copy_last": entry(338.0), "reconstructions": entry(2401.0)},
+            "kvd": {"samples": entry(3.0), "copy_last": entry(1.0), "reconstructions": entry(0.5)}}
+    with pytest.warns(UserWarning, match="FVD does not rank the reconstructions best"):
+        out = ev.sanity(comp)
+    assert out["fvd"]["ranking"] == ["copy_last", "samples", "reconstructions"]
+    assert out["fvd"]["reconstructions_best"] is False and out["kvd"]["reconstructions_best"] is True
+    assert out["ok"] is False and any("biased" in w for w in out["warnings"])
+    comp["fvd"]["reconstructions"] = None  # a missing set: no verdict, no warning
+    assert ev.sanity(comp)["fvd"]["reconstructions_best"] is None and ev.sanity(comp)["ok"] is True

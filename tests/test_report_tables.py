@@ -10,8 +10,10 @@ def _fvd(resolution, value):
     entry = {"value": value, "std": 2.0, "folds": [value - 2, value + 2]}
     return {"metric": "FVD", "resolution": resolution, "value": value, "std": 2.0, "folds": entry["folds"],
             "fvd": entry, "fvd_star": {"value": value / 2, "std": 1.0},
-            "baselines": {"copy_last": {"value": 900.0, "std": 3.0}, "reconstructions": None},
-            "n_videos": {"clips": 16}}
+            "kvd": {"value": 12.5, "std": 0.25, "folds": [12.25, 12.75]},
+            "baselines": {"copy_last": {"fvd": {"value": 900.0, "std": 3.0}, "kvd": {"value": 31.0, "std": 1.0}},
+                          "reconstructions": None},
+            "sanity": {"warnings": ["FVD does not rank <b>"]}, "n_videos": {"clips": 16}}
 
 
 def test_tables_hold_every_resolution_and_escape(tmp_path):
@@ -23,6 +25,8 @@ def test_tables_hold_every_resolution_and_escape(tmp_path):
     html = report_tables(tmp_path, tmp_path / "report" / "results.html").read_text()
     assert html.index("64x64") < html.index("256x256")  # sorted by resolution
     assert "250.5 &plusmn; 2.0" in html and "125.2" in html and "900.0 &plusmn; 3.0" in html
+    assert "12.5 &plusmn; 0.25" in html and "31 &plusmn; 1" in html
+    assert "FVD does not rank &lt;b&gt;" in html
     assert "psnr&lt;script&gt;" in html and "<script>" not in html
     assert "21.25" in html and "19.5" in html and "0.1250" in html
 

@@ -316,7 +316,8 @@ def add_analyze_ratings(sub):
 
 
 def add_fvd(sub):
-    p = _parser(sub, "fvd", "FVD between two sets of uint8 videos (I3D with the original Kinetics-400 weights)")
+    p = _parser(sub, "fvd", "FVD and KVD between two sets of uint8 videos (I3D with the original Kinetics-400 "
+                "weights)")
     p.add_argument("--real", type=Path, required=True, help=".npz of uint8 [N, T, H, W, 3], an .h5 shard or a "
                    "folder of shards (dataset 'videos' or 'clips')")
     p.add_argument("--fake", type=Path, required=True, help="the same, for the generated videos")
@@ -338,7 +339,7 @@ def add_fvd(sub):
         except (FVDInputError, FileNotFoundError, ValueError) as e:
             print(f"vqvideo fvd: {e}", file=sys.stderr)
             return 2
-        print(f"FVD = {res['fvd']:.3f} ({res['n_real']} real, {res['n_fake']} fake videos)")
+        print(f"FVD = {res['fvd']:.3f}, KVD = {res['kvd']:.4g} ({res['n_real']} real, {res['n_fake']} fake videos)")
         if args.json:
             atomic_write_text(args.json, json.dumps(res, indent=2) + "\n")
         return 0

@@ -2,9 +2,9 @@
 
 Reads ``fvd_{R}.json`` (one per resolution; see :mod:`vqvideo.metrics.evaluate`) and, if there,
 ``quality.json`` from the results folder, and writes a small self-contained HTML file (every value escaped)
-that the report shows beside its caption: FVD (mean +- std over the folds), FVD* (against the
-reconstructions), and the copy-last-frame and reconstruction brackets, one row per resolution; then PSNR/SSIM
-of our samples and of the copy-last baseline.
+that the report shows beside its caption: FVD and KVD (mean +- std over the folds), FVD*/KVD* (against the
+reconstructions), and the copy-last-frame and reconstruction brackets, one row per resolution and metric, with
+the sanity block's warnings; then PSNR/SSIM of our samples and of the copy-last baseline.
 """
 
 from __future__ import annotations
@@ -28,6 +28,13 @@ def _fmt(entry: dict | None) -> str:
     return f"{entry['value']:.1f} &plusmn; {std:.1f}" if std is not None else f"{entry['value']:.1f}"
 
 
+def _fmt_small(entry: dict | None) -> str:
+    """``value +- std`` with 4 significant digits (KVD's scale varies over orders of magnitude)."""
+    if not entry or entry.get("value") is None:
+        return "-"
+    return f"{entry['value']:.4g} &plusmn; {entry.get('std', 0.0):.2g}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -45,19 +52,30 @@ def _flat(d, prefix="") -> dict[str, object]:
     return out
 
 
+def _metric_rows(r: dict) -> list[list[str]]:
+    """One row per metric (FVD, KVD) of one resolution's JSON: ours, ours vs reconstructions, the brackets."""
+    base, n = r.get("baselines") or {}, r.get("n_videos") or {}
+    rows = []
+    for metric, fmt in (("fvd", _fmt), ("kvd", _fmt_small)):
+        ours = r.get(metric) or (r if metric == "fvd" else None)
+        if ours is None:
+            continue
+        rows.append([html.escape(f"{r.get('resolution')}x{r.get('resolution')}"), metric.upper(), fmt(ours),
+                     fmt(r.get(f"{metric}_star")), fmt((base.get("copy_last") or {}).get(metric)),
+                     fmt((base.get("reconstructions") or {}).get(metric)),
+                     html.escape(str(n.get("clips", "-"))), html.escape(str(len(ours.get("folds") or [])))])
+    return rows
+
+
 def render(fvd: list[dict], quality: dict | None) -> str:
     """The HTML page for the FVD results (one dict per resolution) and the quality results."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>",
-             "<h3>FVD (lower is better)</h3>"]
-    rows = []
-    for r in sorted(fvd, key=lambda r: r.get("resolution", 0)):
-        base = r.get("baselines") or {}
-        n = r.get("n_videos") or {}
-        rows.append([html.escape(f"{r.get('resolution')}x{r.get('resolution')}"), _fmt(r.get("fvd") or r),
-                     _fmt(r.get("fvd_star")), _fmt(base.get("copy_last")), _fmt(base.get("reconstructions")),
-                     html.escape(str(n.get("clips", "-"))), html.escape(str(len(r.get("folds") or [])))])
-    parts.append(_table(["resolution", "FVD (ours)", "FVD* (vs reconstructions)", "copy last frame",
-                         "VQ-VAE reconstructions", "clips", "folds"], rows))
+             "<h3>FVD and KVD (lower is better; mean &plusmn; std over the folds)</h3>"]
+    rows = [row for r in sorted(fvd, key=lambda r: r.get("resolution", 0)) for row in _metric_rows(r)]
+    parts.append(_table(["resolution", "metric", "ours", "ours vs reconstructions (FVD*, KVD*)",
+                         "copy last frame", "VQ-VAE reconstructions", "clips", "folds"], rows))
+    notes = [w for r in fvd for w in (r.get("sanity") or {}).get("warnings", [])]
+    parts.extend(f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in notes)
     if quality:
         ours, base = _flat(quality.get("samples")), _flat(quality.get("copy_last"))
         frames = quality.get("predicted_frames")

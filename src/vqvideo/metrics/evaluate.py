@@ -1,4 +1,4 @@
-"""The evaluation stage (``vqvideo evaluate``): FVD, FVD*, 2-fold cross-validation, brackets, quality.
+"""The evaluation stage (``vqvideo evaluate``): FVD, KVD, FVD*, 2-fold cross-validation, brackets, quality.
 
 Inputs (all under ``cfg.results``), in the sample-shard layout (``videos`` uint8 ``[N, 16, H, W, 3]``, ``clip``
 int64 manifest row, ``sample`` index per clip):
@@ -7,13 +7,17 @@ int64 manifest row, ``sample`` index per clip):
 - ``latents/{split}/recon-*.h5``: VQ-VAE reconstructions of the evaluation split (``videos``, ``clip``);
 - ``data/manifest.csv`` + ``data/shards/*.h5`` (``clips``): the real clips.
 
-``fvd_{R}.json`` (one per R in ``evaluation.resolutions``): FVD of the samples against the real clips of the
-same conditioning clips, over ``evaluation.folds`` disjoint folds of conditioning clips (seeded), with each
-fold's value, their mean (``value``) and std; FVD* (samples against the reconstructions of the same clips);
-the copy-last baseline and the reconstructions against the real clips as brackets. Videos larger than R are
-first area-downscaled to RxR (the paper's 64x64 comparison downsamples its 256x256 videos), then resized to
-the I3D input with TF1 bilinear. I3D features of every set are cached under ``evaluation/features/``, keyed by
-the content of the videos, the frames used, R and the I3D weights.
+``fvd_{R}.json`` (one per R in ``evaluation.resolutions``): FVD and KVD (:mod:`vqvideo.metrics.kvd`) of the
+samples against the real clips of the same conditioning clips, over ``evaluation.folds`` disjoint folds of
+conditioning clips (seeded). Each entry (``fvd``, ``kvd``, ``fvd_star``, ``kvd_star``, ``baselines.copy_last.fvd``,
+``baselines.copy_last.kvd``, ``baselines.reconstructions.fvd``, ``baselines.reconstructions.kvd``) holds each
+fold's value (``folds``), their mean (``value``), std, ``fold_sizes`` and the value on all videos (``all``).
+FVD*/KVD*: samples against the reconstructions of the same clips; the copy-last baseline and the reconstructions
+against the real clips are the brackets. ``sanity``: whether the reconstructions rank best on each metric (a
+warning when not). Top-level ``value``/``std``/``folds`` repeat ``fvd``'s (the paper's figure). Videos larger
+than R are first area-downscaled to RxR (the paper's 64x64 comparison downsamples its 256x256 videos), then
+resized to the I3D input with TF1 bilinear. I3D features of every set are cached under ``evaluation/features/``,
+keyed by the content of the videos, the frames used, R and the I3D weights.
 
 ``quality.json``: per-frame PSNR and SSIM of the predicted frames against the ground truth (mean over
 samples, and best of K samples per clip), next to the copy-last baseline; diversity = mean pairwise
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +42,7 @@ from vqvideo.data.datasets import read_manifest
 from vqvideo.data.shards import atomic_write_text, list_shards
 from vqvideo.metrics import fvd as F
 from vqvideo.metrics.i3d import MIN_FRAMES, load_i3d, weights_info
+from vqvideo.metrics.kvd import kernel_distance
 
 RESIZE_VERSION = "area-to-R,tf1-bilinear-224,x*2/255-1"  # part of the feature cache key
 
@@ -197,24 +203,79 @@ def assign_folds(clip_ids, folds: int, seed: int) -> list[np.ndarray]:
     return [np.sort(part) for part in np.array_split(perm, folds)]
 
 
+def _choose_folds(clips: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """The folds of conditioning clips; fewer than asked when a fold would hold < 2 clips (warned, and the
+    JSON's ``protocol.folds`` says how many)."""
+    if len(clips) < 2:
+        raise ValueError(f"FVD needs at least 2 conditioning clips with samples, found {len(clips)}")
+    n_folds = folds
+    if len(clips) < 2 * folds:  # a covariance needs 2 videos per fold
+        n_folds = len(clips) // 2
+        warnings.warn(f"only {len(clips)} conditioning clips: {n_folds} fold(s) instead of {folds}")
+    return assign_folds(clips, n_folds, seed)
+
+
 def _select(feats: np.ndarray, clip: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return feats[np.isin(clip, keep)]
 
 
-def _fvd_over_folds(fake: np.ndarray, fake_clip: np.ndarray, real: np.ndarray, real_clip: np.ndarray,
-                    folds: list[np.ndarray]) -> dict:
-    """FVD of ``fake`` vs ``real`` per fold (videos of the fold's conditioning clips), mean, std, and on all."""
+DISTANCES = {"fvd": F.frechet_distance, "kvd": kernel_distance}
+
+
+def _over_folds(distance, fake: np.ndarray, fake_clip: np.ndarray, real: np.ndarray, real_clip: np.ndarray,
+                folds: list[np.ndarray]) -> dict:
+    """``distance`` (FVD or KVD) of ``fake`` vs ``real`` per fold (the videos of the fold's conditioning clips),
+    their mean (``value``) and population std, and on all videos at once (``all``)."""
     values, sizes = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # rank deficiency is reported in the JSON instead
         for keep in folds:
             a, b = _select(fake, fake_clip, keep), _select(real, real_clip, keep)
-            values.append(F.frechet_distance(a, b))
+            values.append(distance(a, b))
             sizes.append([len(a), len(b)])
-        everything = F.frechet_distance(fake, real)
+        everything = distance(fake, real)
     return {"value": float(np.mean(values)), "std": float(np.std(values)), "folds": values,
             "fold_sizes": sizes, "all": everything,
             "rank_deficient": any(F.is_rank_deficient(min(s)) for s in sizes)}
+
+
+def _comparisons(feats: dict, clip_of: dict, folds: list[np.ndarray]) -> dict:
+    """FVD and KVD of every comparison the JSON reports: ``{metric: {comparison: entry or None}}``.
+
+    Comparisons: ``samples`` (vs the real clips), ``star`` (samples vs the reconstructions: FVD*, KVD*),
+    ``copy_last`` and ``reconstructions`` (vs the real clips; the brackets)."""
+    pairs = {"samples": ("samples", "real"), "star": ("samples", "recon"),
+             "copy_last": ("copy_last", "real"), "reconstructions": ("recon", "real")}
+    out = {}
+    for metric, distance in DISTANCES.items():
+        out[metric] = {name: (_over_folds(distance, feats[fake], clip_of[fake], feats[ref], clip_of[ref], folds)
+                              if fake in feats and ref in feats else None)
+                       for name, (fake, ref) in pairs.items()}
+    return out
+
+
+def sanity(comparisons: dict) -> dict:
+    """Do the VQ-VAE's reconstructions rank best (lowest, over the folds' mean) on KVD, and on FVD?
+
+    They must: a predictor's samples decode through the same VQ-VAE, so they cannot be closer to the real clips
+    than its reconstructions unless the metric cannot tell. ``{metric: {ranking, values, reconstructions_best}}``
+    plus ``warnings`` (also issued as Python warnings, which go to stderr); ``reconstructions_best`` is None
+    when a set is missing."""
+    out, notes = {}, []
+    for metric, entries in comparisons.items():
+        values = {name: entries[name]["value"] for name in ("reconstructions", "samples", "copy_last")
+                  if entries.get(name) is not None}
+        ranking = sorted(values, key=values.get)
+        best = (ranking[0] == "reconstructions") if len(values) == 3 else None
+        out[metric] = {"ranking": ranking, "values": values, "reconstructions_best": best}
+        if best is False:
+            notes.append(f"{metric.upper()} does not rank the reconstructions best: "
+                         + " < ".join(f"{n} {values[n]:.4g}" for n in ranking))
+    if notes and (comparisons["fvd"].get("samples") or {}).get("rank_deficient"):
+        notes.append("FVD at fewer than 401 videos per fold is biased (rank-deficient covariances); KVD is not")
+    if notes:
+        warnings.warn("evaluation sanity: " + "; ".join(notes), UserWarning, stacklevel=2)
+    return {**out, "ok": not any(v["reconstructions_best"] is False for v in out.values()), "warnings": notes}
 
 
 # ------------------------------------------------------------------------------------------- stage
@@ -232,79 +293,98 @@ def _setup(cfg):
     return device
 
 
-def evaluate_fvd(cfg, resolution: int) -> dict:
-    """Compute ``fvd_{resolution}.json`` (see the module docstring); return its content."""
-    ev, paths = cfg.evaluation, _paths(cfg)
-    device = _setup(cfg)
+def _video_sets(paths: dict[str, Path]) -> dict:
+    """samples, copy_last, recon (None where absent) restricted to the sampled conditioning clips, and their
+    real clips: ``{name: VideoSet | RealClips | None}``."""
     samples = read_video_set("samples", paths["samples"], "shard-*.h5")
     if samples is None:
         raise FileNotFoundError(f"no sample shards in {paths['samples']} (run vqvideo sample first)")
-    sets = {"samples": samples,
-            "copy_last": read_video_set("copy_last", paths["copy_last"], "shard-*.h5"),
-            "recon": read_video_set("recon", paths["recon"], "recon-*.h5")}
     clips = np.unique(samples.clip)
-    # every set is restricted to the conditioning clips that were sampled
-    sets = {k: (v.subset(clips) if v is not None else None) for k, v in sets.items()}
-    real = real_clips(paths["data"], clips)
+    others = {"copy_last": read_video_set("copy_last", paths["copy_last"], "shard-*.h5"),
+              "recon": read_video_set("recon", paths["recon"], "recon-*.h5")}
+    return {"samples": samples, **{k: (v.subset(clips) if v is not None else None) for k, v in others.items()},
+            "real": real_clips(paths["data"], clips)}
+
+
+def _predicted_frames(cfg) -> tuple[slice, int]:
+    """The frames I3D sees (``evaluation.frames``) and how many they are; I3D needs ``MIN_FRAMES``."""
+    ev = cfg.evaluation
     frames = frame_slice(ev.frames, cfg.sampling.cond_frames)
     n_frames = len(range(cfg.data.frames)[frames])
     if n_frames < MIN_FRAMES:
         raise ValueError(f"evaluation.frames={ev.frames!r} leaves {n_frames} frames; I3D needs {MIN_FRAMES}")
-    weights = weights_info()
-    models = []
+    return frames, n_frames
 
-    def get_model():  # loaded only when some set is not in the feature cache
+
+def _all_features(sets: dict, resolution: int, frames: slice, cache: Path, device, batch_size: int) -> dict:
+    """I3D logits of every present set (the model is loaded only if some set misses the cache)."""
+    weights_sha, models = weights_info()["sha256"], []
+
+    def get_model():
         if not models:
             models.append(load_i3d(device))
         return models[0]
 
-    print(f"FVD at {resolution}x{resolution}: {len(samples)} samples of {len(clips)} clips, "
+    return {name: _features(s, resolution, frames, cache, weights_sha, get_model, device, batch_size)
+            for name, s in sets.items() if s is not None}
+
+
+def evaluate_fvd(cfg, resolution: int) -> dict:
+    """Compute ``fvd_{resolution}.json`` (see the module docstring); return its content."""
+    ev, paths = cfg.evaluation, _paths(cfg)
+    device = _setup(cfg)
+    sets = _video_sets(paths)
+    clips = np.unique(sets["samples"].clip)
+    frames, n_frames = _predicted_frames(cfg)
+    print(f"FVD/KVD at {resolution}x{resolution}: {len(sets['samples'])} samples of {len(clips)} clips, "
           f"frames={ev.frames} ({n_frames}), device {device}")
-    feats = {name: _features(s, resolution, frames, paths["cache"], weights["sha256"], get_model, device,
-                             ev.batch_size) for name, s in {**sets, "real": real}.items() if s is not None}
-    if len(clips) < 2:
-        raise ValueError(f"FVD needs at least 2 conditioning clips with samples, found {len(clips)}")
-    n_folds = ev.folds
-    if len(clips) < 2 * n_folds:  # a covariance needs 2 videos per fold: fewer folds than asked (noted in the JSON)
-        n_folds = len(clips) // 2
-        warnings.warn(f"only {len(clips)} conditioning clips: {n_folds} fold(s) instead of {ev.folds}")
-    folds = assign_folds(clips, n_folds, ev.seed)
-    clip_of = {name: (s.clip if s is not None else None) for name, s in {**sets, "real": real}.items()}
+    t0 = time.perf_counter()
+    feats = _all_features(sets, resolution, frames, paths["cache"], device, ev.batch_size)
+    seconds = time.perf_counter() - t0
+    folds = _choose_folds(clips, ev.folds, ev.seed)
+    clip_of = {name: s.clip for name, s in sets.items() if s is not None}
+    comp = _comparisons(feats, clip_of, folds)
+    out = _fvd_json(cfg, resolution, sets, comp, folds, n_frames)
+    out["seconds"] = {"features": seconds}
+    atomic_write_text(cfg.results_dir / f"fvd_{resolution}.json", json.dumps(out, indent=2) + "\n")
+    return out
 
-    def versus(fake: str, ref: str):
-        if fake not in feats or ref not in feats:
-            return None
-        return _fvd_over_folds(feats[fake], clip_of[fake], feats[ref], clip_of[ref], folds)
 
-    main = versus("samples", "real")
+def _fvd_json(cfg, resolution: int, sets: dict, comp: dict, folds: list, n_frames: int) -> dict:
+    ev, samples = cfg.evaluation, sets["samples"]
+    main_fvd, n_clips = comp["fvd"]["samples"], len(sets["real"])
     out = {
         "metric": "FVD",
         "resolution": resolution,
-        "value": main["value"],
-        "std": main["std"],
-        "folds": main["folds"],
-        "fvd": main,
-        "fvd_star": versus("samples", "recon"),
-        "baselines": {"copy_last": versus("copy_last", "real"), "reconstructions": versus("recon", "real")},
-        "n_videos": {"samples": len(samples), "real": len(real), "clips": int(len(clips)),
-                     "samples_per_clip": float(len(samples) / max(len(clips), 1)),
-                     **{k: (len(v) if v is not None else 0) for k, v in sets.items() if k != "samples"}},
-        "rank_deficient": main["rank_deficient"],
+        "value": main_fvd["value"],  # FVD of the samples (the paper's figure), as fvd.value
+        "std": main_fvd["std"],
+        "folds": main_fvd["folds"],
+        "fvd": main_fvd,
+        "kvd": comp["kvd"]["samples"],
+        "fvd_star": comp["fvd"]["star"],
+        "kvd_star": comp["kvd"]["star"],
+        "baselines": {name: {"fvd": comp["fvd"][name], "kvd": comp["kvd"][name]}
+                      for name in ("copy_last", "reconstructions")},
+        "sanity": sanity(comp),
+        "n_videos": {"samples": len(samples), "real": n_clips, "clips": n_clips,
+                     "samples_per_clip": float(len(samples) / max(n_clips, 1)),
+                     **{k: (len(sets[k]) if sets[k] is not None else 0) for k in ("copy_last", "recon")}},
+        "rank_deficient": main_fvd["rank_deficient"],
         "protocol": {
-            "split": ev.split, "folds": n_folds, "folds_asked": ev.folds, "fold_seed": ev.seed, "frames": ev.frames,
-            "n_frames": n_frames, "cond_frames": cfg.sampling.cond_frames,
+            "split": ev.split, "folds": len(folds), "folds_asked": ev.folds, "fold_seed": ev.seed,
+            "frames": ev.frames, "n_frames": n_frames, "cond_frames": cfg.sampling.cond_frames,
             "fold_clips": [len(f) for f in folds],
             "resize": f"area to {resolution}x{resolution} when larger, then TF1 bilinear (no half-pixel "
                       "centres) to 224x224, x*2/255-1",
             "std": "population std (ddof=0) of the fold values",
+            "kvd": "unbiased MMD^2 of the I3D logits, kernel k(x, y) = (x.y / 400 + 1)^3 (Unterthiner et al. 2018)",
         },
         "config_hash": cfg.hash,
-        "weights": weights,
+        "weights": weights_info(),
     }
     missing = [k for k in ("copy_last", "recon") if sets[k] is None]
     if missing:
         out["missing"] = missing
-    atomic_write_text(cfg.results_dir / f"fvd_{resolution}.json", json.dumps(out, indent=2) + "\n")
     return out
 
 
@@ -397,7 +477,8 @@ def evaluate(cfg, resolution: int | None = None, quality: bool = False) -> None:
         return
     if resolution is not None:
         res = evaluate_fvd(cfg, resolution)
-        print(f"FVD({resolution}) = {res['value']:.2f} ± {res['std']:.2f} (folds {res['folds']})")
+        print(f"FVD({resolution}) = {res['value']:.2f} ± {res['std']:.2f} (folds {res['folds']}); "
+              f"KVD({resolution}) = {res['kvd']['value']:.4g} ± {res['kvd']['std']:.2g}")
     if quality:
         evaluate_quality(cfg)
 
@@ -439,7 +520,7 @@ def fvd_pair(real: str | Path, fake: str | Path, resolution: int | None = None, 
     kw = {"batch_size": batch_size, "device": dev, "model": model,
           "resolution": resolution if resolution not in (None, a.shape[2]) else None}
     fa, fb = F.i3d_logits(a, **kw), F.i3d_logits(b, **kw)
-    value = F.frechet_distance(fa, fb)
-    return {"fvd": value, "n_real": len(a), "n_fake": len(b), "frames": int(a.shape[1]),
+    return {"fvd": F.frechet_distance(fa, fb), "kvd": kernel_distance(fa, fb),
+            "n_real": len(a), "n_fake": len(b), "frames": int(a.shape[1]),
             "resolution": resolution, "rank_deficient": F.is_rank_deficient(min(len(a), len(b))),
             "real": str(real), "fake": str(fake), "weights": weights_info()}
