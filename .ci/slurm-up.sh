@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bring up a single-node SLURM on this machine (Debian 12: slurm-wlm 22.05, munge), for tests/test_slurm.py.
+# Bring up a single-node SLURM on this machine (Debian 12: slurm-wlm 22.05, munge), for tests/workflow/test_slurm.py.
 #
 #   .ci/slurm-up.sh      # as root; installs nothing (.ci/run apt-installs slurm-wlm and munge first)
 #   .ci/slurm-down.sh    # stops the daemons by their PID files

@@ -8,7 +8,7 @@
 3. ``evaluate_fvd(64)`` + ``evaluate_quality`` on demo-sized data written to a temporary folder in the contract
    layout (16 conditioning clips x 2 samples at 64x64, copy-last, reconstructions): seconds cold (every set
    through I3D) and warm (features from the content-keyed cache); the ratio is the cache's saving.
-``--parity`` also reports max |logit difference| against tests/data/i3d_reference.npz on this device
+``--parity`` also reports max |logit difference| against tests/metrics/i3d_reference.npz on this device
 (TF32 off). Prints a table and writes JSON to benchmarks/results/fvd.json (or ``--out``).
 """
 
@@ -128,7 +128,7 @@ def bench_evaluation(device, n_clips: int) -> dict:
 
 
 def parity(device) -> dict:
-    ref = np.load(ROOT / "tests" / "data" / "i3d_reference.npz")
+    ref = np.load(ROOT / "tests" / "metrics" / "i3d_reference.npz")
     model = load_i3d(device)
     errs = {}
     for case in ("case_noise", "case_bikes", "case_carphone", "case_pattern", "set_a", "set_b"):

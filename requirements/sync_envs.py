@@ -1,6 +1,6 @@
 """Set the pins of envs/*.yaml's `pip:` sections to the versions in requirements/lock.txt.
 
-Run by requirements/refresh.sh after pip-compile; tests/test_envs.py checks that the two agree. Each env file
+Run by requirements/refresh.sh after pip-compile; tests/workflow/test_envs.py checks that the two agree. Each env file
 keeps its own list of packages (what its rules import) and its comments; only the `==version` parts change.
 """
 

@@ -1,4 +1,4 @@
-"""A tiny model trained by the harness, run in-process or as a subprocess by tests/test_harness.py.
+"""A tiny model trained by the harness, run in-process or as a subprocess by tests/train/test_harness.py.
 
     python tests/harness_job.py '{"out": "...", "train": {...TrainConfig...}, "model": {...}, "sleep": 0.0}'
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/harness_job.py '{...}'

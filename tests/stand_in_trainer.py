@@ -1,5 +1,5 @@
 """A stand-in for a training command, run as a script by the launcher tests (tests/test_launch.py,
-tests/test_slurm.py): `python stand_in_trainer.py CKPT STEPS`. It follows the harness's preemption protocol
+tests/workflow/test_slurm.py): `python stand_in_trainer.py CKPT STEPS`. It follows the harness's preemption protocol
 without its cost: resumes from CKPT (a step count), and on SIGTERM/SIGUSR1 writes CKPT and exits with 75."""
 import pathlib
 import signal

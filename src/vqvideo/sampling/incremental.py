@@ -22,7 +22,7 @@ That row batching is what keeps a cached step cheap on a CPU, where a step is do
 
 The results equal the naive sampler's up to floating-point rounding (the same sums in another order); the
 tokens are identical unless a uniform draw lands within rounding error of a boundary between two tokens,
-which tests/test_sampling.py and benchmarks/sampling.py check does not happen.
+which tests/sampling/test_pipeline.py and benchmarks/sampling.py check does not happen.
 """
 
 from __future__ import annotations

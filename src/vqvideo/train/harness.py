@@ -1,7 +1,7 @@
 """One training loop for the VQ-VAE and both priors: AdamW, warmup, clipping, bf16 AMP, DDP, exact resume.
 
 A model plugs in with a loss function; everything else (data order, devices, checkpoints, logs) lives here
-(tests/test_harness.py runs this example)::
+(tests/train/test_harness.py runs this example)::
 
     from pathlib import Path
 

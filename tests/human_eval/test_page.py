@@ -182,7 +182,7 @@ def test_rate_every_pair_reload_and_download(export, browser):
 
 def test_page_shows_data_as_text(tmp_path, browser):
     """A title full of markup is shown literally: nothing from the data is parsed as HTML or script."""
-    src = Path(__file__).resolve().parents[1] / "src" / "vqvideo" / "human_eval" / "page"
+    src = Path(__file__).resolve().parents[2] / "src" / "vqvideo" / "human_eval" / "page"
     for name in ("app.js", "style.css"):
         shutil.copy(src / name, tmp_path / name)
     from vqvideo.human_eval.export import Pair

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "vqvideo"
 # import name -> conda package name, where they differ
 CONDA_NAME = {"yaml": "pyyaml", "PIL": "pillow", "torch": "pytorch", "sklearn": "scikit-learn"}

@@ -14,7 +14,7 @@ import pytest
 
 from repo_copy import copy_repo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_command(tag: str) -> str:

@@ -18,7 +18,7 @@ from harness_job import TinyNet, dataset, run
 from vqvideo.runtime.checkpoint import load_checkpoint, load_model
 from vqvideo.train.harness import PREEMPTED_EXIT_CODE, IndexStream, RankBatches, learning_rate
 
-JOB = Path(__file__).with_name("harness_job.py")
+JOB = Path(__file__).parents[1] / "harness_job.py"
 BASE = dict(batch_size=8, lr=1e-2, log_every=1, checkpoint_every=4, eval_every=1000, num_workers=0, threads=1,
             warmup_steps=0, grad_clip=1.0)
 

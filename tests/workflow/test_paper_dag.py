@@ -22,7 +22,7 @@ import yaml
 from vqvideo.data.demo import write_mp4
 from repo_copy import copy_repo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # the DAG's stages (DESIGN.md); encode_latents_eval is encode_latents for the evaluation split (+ reconstructions)
 STAGES = {"train_vqvae", "encode_latents", "encode_latents_eval", "train_top_prior", "train_bottom_prior",
           "sample", "copy_last_baseline", "fvd", "export_pairs"}

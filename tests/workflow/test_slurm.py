@@ -20,7 +20,7 @@ import pytest
 import yaml
 from repo_copy import copy_repo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROFILE = "tests/profiles/slurm-ci"
 TARGET = "results/data/manifest.csv"  # prepare_data's output: make_demo_data and prepare_data run
 
@@ -124,7 +124,7 @@ def test_failing_job_names_its_logs(runs, tmp_path):
     assert "results_fail/logs/prepare_data.log" in err, err[-3000:]
 
 
-TRAINER = (Path(__file__).parent / "stand_in_trainer.py").read_text()
+TRAINER = (Path(__file__).parents[1] / "stand_in_trainer.py").read_text()
 
 
 def test_training_survives_the_time_limit(tmp_path):
