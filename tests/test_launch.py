@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from vqvideo import launch
 
 # a stand-in for the training command (the launcher wraps any command): see stand_in_trainer.py
@@ -43,6 +45,7 @@ def test_stops_before_the_limit_and_resumes(tmp_path):
     assert not launch.resume_path(ckpt).exists()
 
 
+@pytest.mark.slow
 def test_no_deadline_without_slurm():
     assert launch.deadline_seconds(60, 10, env={}) is None
     assert launch.deadline_seconds(60, 10, env={"SLURM_JOB_ID": "999999999", "PATH": ""}) == 3000

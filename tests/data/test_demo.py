@@ -2,12 +2,14 @@
 
 import av
 import numpy as np
+import pytest
 
 from vqvideo.cli import main as cli_main
 from vqvideo.data.datasets import load_clips, read_manifest
 from vqvideo.data.prepare import prepare_data
 
 
+@pytest.mark.slow
 def test_make_demo_data_is_deterministic_and_varied(tmp_path):
     for name in ("a", "b"):
         assert cli_main(["make-demo-data", "--out", str(tmp_path / name), "--n-videos", "6", "--seed", "3"]) == 0

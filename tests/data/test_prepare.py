@@ -198,6 +198,7 @@ def test_dataset_with_workers_and_load_clips(videos, tmp_path):
     np.testing.assert_array_equal(load_clips(out, reversed_ids), batches.numpy()[::-1])
 
 
+@pytest.mark.slow
 def test_killed_run_resumes(tmp_path):
     root = tmp_path / "videos"
     for i in range(6):

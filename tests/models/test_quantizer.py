@@ -111,6 +111,7 @@ def _replica(rank, world, port, result):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_replicas_keep_identical_codebooks_with_restarts():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -153,6 +153,7 @@ def test_bits_ratio_is_the_papers_one_point_three_percent():
     assert r == pytest.approx(0.0132, abs=5e-4)
 
 
+@pytest.mark.slow
 def test_summary_reports_paper_shapes():
     out = subprocess.run([sys.executable, "-m", "vqvideo.cli", "summary", "--configfile", "config/config.yaml",
                           "--json"], capture_output=True, text=True, check=True)

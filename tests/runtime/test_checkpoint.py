@@ -72,6 +72,7 @@ def writing(folder) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_sigkill_during_write_keeps_previous(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, good_state(1))

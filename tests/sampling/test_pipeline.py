@@ -212,6 +212,7 @@ def _make_trained_results(tmp_path, **sampling):
     return path, clips
 
 
+@pytest.mark.slow
 def test_sample_writes_videos_of_the_conditioning_clips(tmp_path):
     from vqvideo.models.vqvae import VQVAE, output_to_video, video_to_input
 
@@ -250,6 +251,7 @@ def test_sample_writes_videos_of_the_conditioning_clips(tmp_path):
     assert np.array_equal(read_shard(again / "results" / "samples" / "shard-00000.h5")[0]["videos"], arrays["videos"])
 
 
+@pytest.mark.slow
 def test_killed_sampling_job_resumes_without_duplicates_or_losses(tmp_path):
     cfgfile, _ = _make_trained_results(tmp_path, max_clips=3, samples_per_clip=4)  # 12 videos, 6 batches
     results = tmp_path / "results"

@@ -136,6 +136,7 @@ def test_gradient_accumulation_equals_the_full_batch(tmp_path):
         run(tmp_path / "bad", {**cfg, "accum_steps": 3})
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_exits_and_resumes_exactly(tmp_path):
     out = tmp_path / "job"
     cfg = {**BASE, "steps": 10_000, "checkpoint_every": 10_000, "num_workers": 2}  # workers must survive SIGTERM
@@ -158,6 +159,7 @@ def test_sigterm_checkpoints_exits_and_resumes_exactly(tmp_path):
     assert losses(out) == losses(tmp_path / "straight")
 
 
+@pytest.mark.slow
 def test_sigusr1_preempts_too(tmp_path):
     cfg = {**BASE, "steps": 10_000, "checkpoint_every": 10_000}
     proc = subprocess.Popen([sys.executable, str(JOB), json.dumps({"out": str(tmp_path), "train": cfg, "sleep": 0.02})],
@@ -172,6 +174,7 @@ def test_sigusr1_preempts_too(tmp_path):
     assert 1 <= load_checkpoint(tmp_path / "checkpoint.pt")["step"] < 10_000
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_equal_one_process(tmp_path):
     cfg = {**BASE, "steps": 6, "batch_size": 8}
     single = params(run(tmp_path / "one", cfg))
@@ -201,6 +204,7 @@ def test_cuda_bf16_training_learns_and_loads_on_cpu(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 130 and resumed is not None
 
 
+@pytest.mark.slow
 def test_module_docstring_example_runs(tmp_path, monkeypatch):
     import re
 

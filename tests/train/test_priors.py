@@ -114,6 +114,7 @@ def _tiny_latents(n=4, seed=0):
     return {"top": r(n, 4, 2, 2), "bottom": r(n, 8, 4, 4), "cond_top": r(n, 1, 2, 2), "cond_bottom": r(n, 2, 4, 4)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", ["top", "bottom"])
 def test_tiny_latent_set_can_be_overfit(level):
     torch.manual_seed(0)
@@ -143,6 +144,7 @@ def test_gumbel_draw_matches_softmax():
     assert torch.allclose(freq, torch.softmax(logits[0], 0), atol=0.015)
 
 
+@pytest.mark.slow
 def test_naive_samplers_shapes_and_reproducibility():
     top_p, bot_p = randomize(top_prior((3, 2, 2))), randomize(bottom_prior((4, 4)))
     data = _tiny_latents(2)
@@ -189,6 +191,7 @@ TINY_RAW = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", ["top", "bottom"])
 def test_train_prior_cli_writes_checkpoint_and_metrics(tmp_path, level):
     import yaml
@@ -262,6 +265,7 @@ def test_codes_outside_the_codebook_are_refused(tmp_path):
         code_counts(LatentDataset(tmp_path, "train"), "bottom", K)
 
 
+@pytest.mark.slow
 def test_summary_reports_both_priors():
     from vqvideo.config import load_config
     from vqvideo.summary import summarize

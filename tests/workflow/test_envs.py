@@ -159,6 +159,7 @@ def test_sync_envs_rewrites_only_the_pins(tmp_path):
     assert not sync.sync(env, {"numpy": "2.4.6"})
 
 
+@pytest.mark.slow
 def test_every_rule_names_an_env_that_covers_its_imports():
     rules = _rules()
     assert rules, "no rules found"

@@ -30,7 +30,8 @@ GPU_RULES = {"train_vqvae", "encode_latents", "encode_latents_eval", "train_top_
              "sample", "fvd"}
 ONE_PER_EVAL_SHARD = {"encode_latents_eval", "sample", "copy_last_baseline"}
 
-
+# the fixture runs prepare_data for real and dry-runs the whole DAG: about 100 s on 2 busy cores
+pytestmark = pytest.mark.slow
 
 
 def _kinetics_fixture(root: Path) -> None:

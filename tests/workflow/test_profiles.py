@@ -20,6 +20,7 @@ def _dry(cwd: Path, profile: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["slurm", "profiles/local"])
 def test_profile_resolves_from_the_repository_root(profile):
     run = _dry(ROOT, profile)
@@ -27,6 +28,7 @@ def test_profile_resolves_from_the_repository_root(profile):
     assert f"Using profile {profile} for setting default command line arguments" in run.stdout + run.stderr
 
 
+@pytest.mark.slow
 def test_the_slurm_profile_read_is_the_repositorys(tmp_path):
     repo = tmp_path / "repo"
     for part in ("Snakefile", "workflow", "config", "slurm", "envs", "src/vqvideo/schemas"):
