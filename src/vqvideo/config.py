@@ -109,6 +109,8 @@ class VQVAEModelConfig:
     codebook_init: str = "random"
     bottom_mask_rate: float = 0.1
     bottom_sees_top: bool = True
+    causal_encoder: bool = False
+    time_padding: str = "zeros"
 
 
 @dataclass

@@ -41,14 +41,66 @@ def _same_padding(kernel: Sequence[int], stride: Sequence[int]) -> tuple[int, ..
     return tuple(pad)
 
 
+class TimeConv3d(nn.Module):
+    """Conv3d whose time axis is padded explicitly: ``causal`` pads ``kernel_t - stride_t`` steps on the left only
+    (an output then sees inputs up to the end of its own stride block, never later ones), otherwise
+    ``(kernel_t - stride_t) / 2`` on each side; ``time_padding`` "zeros" or "replicate" (the edge timestep
+    repeated: a static scene then looks static at the clip's first timestep too). Height and width are zero
+    padded by ``(kernel - stride) / 2`` as before. ``[B, c_in, T, H, W] -> [B, c_out, T / stride_t, H', W']``."""
+
+    def __init__(self, c_in, c_out, kernel, stride=(1, 1, 1), causal=False, time_padding="zeros"):
+        super().__init__()
+        kernel, stride = _triple(kernel), _triple(stride)
+        pad = _same_padding(kernel, stride)
+        self.time_pad = (kernel[0] - stride[0], 0) if causal else (pad[0], pad[0])
+        self.mode = "constant" if time_padding == "zeros" else "replicate"
+        self.conv = nn.Conv3d(c_in, c_out, kernel, stride, (0, pad[1], pad[2]))
+
+    @property
+    def weight(self):
+        return self.conv.weight
+
+    def forward(self, x):
+        if any(self.time_pad):
+            x = F.pad(x, (0, 0, 0, 0, *self.time_pad), mode=self.mode)
+        return self.conv(x)
+
+
+class TimeConvTranspose3d(nn.Module):
+    """Transposed conv multiplying each size by its stride. ``causal``: the input is padded on the left by
+    ``ceil((kernel_t - stride_t) / stride_t)`` timesteps (``time_padding``), the outputs those produce alone and
+    the last ``kernel_t - stride_t`` are cut, so output timestep ``o`` depends only on input timesteps
+    ``<= o // stride_t`` (its own block and earlier); otherwise ``(kernel - stride) / 2`` padding as usual."""
+
+    def __init__(self, c_in, c_out, kernel, stride, causal=False, time_padding="zeros"):
+        super().__init__()
+        kernel, stride = _triple(kernel), _triple(stride)
+        pad = _same_padding(kernel, stride)
+        self.causal, self.stride_t = causal, stride[0]
+        self.left = -(-(kernel[0] - stride[0]) // stride[0])
+        self.mode = "constant" if time_padding == "zeros" else "replicate"
+        self.up = nn.ConvTranspose3d(c_in, c_out, kernel, stride, (0, pad[1], pad[2]) if causal else pad)
+
+    def forward(self, h):
+        if not self.causal:
+            return self.up(h)
+        t, s = h.shape[2], self.stride_t
+        out = self.up(F.pad(h, (0, 0, 0, 0, self.left, 0), mode=self.mode) if self.left else h)
+        return out[:, :, self.left * s:(self.left + t) * s]
+
+
+def _triple(v) -> tuple[int, int, int]:
+    return (v, v, v) if isinstance(v, int) else tuple(v)
+
+
 class ResidualStack(nn.Module):
     """``layers`` residual units (ReLU, conv 3 to ``res_hidden``, ReLU, conv 1 back), then ReLU. Keeps shape."""
 
-    def __init__(self, hidden: int, res_hidden: int, layers: int):
+    def __init__(self, hidden: int, res_hidden: int, layers: int, causal=False, time_padding="zeros"):
         super().__init__()
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.ReLU(), nn.Conv3d(hidden, res_hidden, 3, padding=1), nn.ReLU(),
-                          nn.Conv3d(res_hidden, hidden, 1))
+            nn.Sequential(nn.ReLU(), TimeConv3d(hidden, res_hidden, 3, causal=causal, time_padding=time_padding),
+                          nn.ReLU(), nn.Conv3d(res_hidden, hidden, 1))
             for _ in range(layers))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -60,11 +112,12 @@ class ResidualStack(nn.Module):
 class DownStage(nn.Module):
     """Strided conv (``kernel``/``stride``), ReLU, conv 3, residual stack: ``[B, c_in, T, H, W] -> [B, hidden, T/st, H/sh, W/sw]``."""
 
-    def __init__(self, c_in, hidden, res_hidden, layers, kernel, stride):
+    def __init__(self, c_in, hidden, res_hidden, layers, kernel, stride, causal=False, time_padding="zeros"):
         super().__init__()
-        self.down = nn.Conv3d(c_in, hidden, tuple(kernel), tuple(stride), _same_padding(kernel, stride))
-        self.conv = nn.Conv3d(hidden, hidden, 3, padding=1)
-        self.res = ResidualStack(hidden, res_hidden, layers)
+        t = dict(causal=causal, time_padding=time_padding)
+        self.down = TimeConv3d(c_in, hidden, kernel, stride, **t)
+        self.conv = TimeConv3d(hidden, hidden, 3, **t)
+        self.res = ResidualStack(hidden, res_hidden, layers, **t)
 
     def forward(self, x):
         return self.res(self.conv(F.relu(self.down(x))))
@@ -73,11 +126,12 @@ class DownStage(nn.Module):
 class UpStage(nn.Module):
     """Conv 3, residual stack, transposed conv (``kernel``/``stride``): multiplies each size by its stride."""
 
-    def __init__(self, c_in, hidden, res_hidden, layers, c_out, kernel, stride):
+    def __init__(self, c_in, hidden, res_hidden, layers, c_out, kernel, stride, causal=False, time_padding="zeros"):
         super().__init__()
-        self.conv = nn.Conv3d(c_in, hidden, 3, padding=1)
-        self.res = ResidualStack(hidden, res_hidden, layers)
-        self.up = nn.ConvTranspose3d(hidden, c_out, tuple(kernel), tuple(stride), _same_padding(kernel, stride))
+        t = dict(causal=causal, time_padding=time_padding)
+        self.conv = TimeConv3d(c_in, hidden, 3, **t)
+        self.res = ResidualStack(hidden, res_hidden, layers, **t)
+        self.up = TimeConvTranspose3d(hidden, c_out, kernel, stride, **t)
 
     def forward(self, h):
         return self.up(self.res(self.conv(h)))
@@ -92,22 +146,28 @@ class VQVAE(nn.Module):
                  top_kernel: Sequence[int] = (4, 4, 4), top_stride: Sequence[int] = (2, 2, 2),
                  upsample_kernel: Sequence[int] = (4, 8, 8), upsample_stride: Sequence[int] = (2, 4, 4),
                  beta: float = 0.25, decay: float = 0.99, epsilon: float = 1e-5, restart_threshold: float = 0.0,
-                 codebook_init: str = "random", bottom_mask_rate: float = 0.1, bottom_sees_top: bool = True):
+                 codebook_init: str = "random", bottom_mask_rate: float = 0.1, bottom_sees_top: bool = True,
+                 causal_encoder: bool = False, time_padding: str = "zeros"):
         super().__init__()
+        if time_padding not in ("zeros", "replicate"):
+            raise ValueError(f"time_padding must be 'zeros' or 'replicate', not {time_padding!r}")
         if list(upsample_stride) != list(bottom_stride):
             raise ValueError("upsample_stride must undo bottom_stride so the output has the input's size")
         self.bottom_stride, self.top_stride = tuple(bottom_stride), tuple(top_stride)
         self.bottom_mask_rate = bottom_mask_rate
         d = codebook_dim
-        self.enc_bottom = DownStage(in_channels, hidden, res_hidden, res_layers, bottom_kernel, bottom_stride)
-        self.enc_top = DownStage(hidden, hidden, res_hidden, res_layers, top_kernel, top_stride)
+        # the encoder and the top decoder (its output feeds the bottom quantizer) are causal in time when asked;
+        # the final decoder always sees the whole clip
+        enc = dict(causal=causal_encoder, time_padding=time_padding)
+        self.enc_bottom = DownStage(in_channels, hidden, res_hidden, res_layers, bottom_kernel, bottom_stride, **enc)
+        self.enc_top = DownStage(hidden, hidden, res_hidden, res_layers, top_kernel, top_stride, **enc)
         self.bottom_sees_top = bottom_sees_top
         self.pre_bottom = nn.Conv3d(hidden + d if bottom_sees_top else hidden, d, 1)
         self.pre_top = nn.Conv3d(hidden, d, 1)
         q = dict(beta=beta, decay=decay, epsilon=epsilon, restart_threshold=restart_threshold, init=codebook_init)
         self.quant_bottom = EMAQuantizer(codebook_size, d, **q)
         self.quant_top = EMAQuantizer(codebook_size, d, **q)
-        self.dec_top = UpStage(d, hidden, res_hidden, res_layers, d, top_kernel, top_stride)
+        self.dec_top = UpStage(d, hidden, res_hidden, res_layers, d, top_kernel, top_stride, **enc)
         self.dec = UpStage(2 * d, hidden, res_hidden, res_layers, in_channels, upsample_kernel, upsample_stride)
 
     # ------------------------------------------------------------------------------------------ shapes

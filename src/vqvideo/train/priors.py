@@ -12,7 +12,8 @@ Outputs in ``out_dir`` (``results/priors/{level}``): ``checkpoint.pt``, ``log.js
 the harness), ``bits.png`` (train and validation bits per latent) and ``metrics.json``: validation negative
 log-likelihood in bits per latent over the whole validation split, the unigram baseline (the cross-entropy
 of the validation codes under the training codes' empirical distribution, add-one smoothed so that a code
-unseen in training costs finite bits) and the relative improvement ``1 - nll / unigram``.
+unseen in training costs finite bits), the relative improvement ``1 - nll / unigram``, and the "copy the
+previous timestep's code" baseline with the share of codes that repeat (:func:`copy_previous_baseline`).
 """
 
 from __future__ import annotations
@@ -175,6 +176,70 @@ def unigram_baseline(train_counts: np.ndarray, val_counts: np.ndarray) -> dict:
             "train_code_entropy_bits": float(-(q[q > 0] * np.log2(q[q > 0])).sum())}
 
 
+def modelled_and_previous(path, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """The modelled codes of ``level`` in one latent shard and, for each, the code at the same position one
+    timestep earlier in the sequence the prior sees: ``cat(cond, full[:, Tc:])`` (the conditioning timesteps
+    encoded alone, as sampling has them). Both ``[N, T - Tc, h, w]`` int64."""
+    with h5py.File(path, "r") as f:
+        cond = f["cond_top" if level == "top" else "cond_bottom"][:].astype(np.int64)
+        full = f[level][:].astype(np.int64)
+    seq = np.concatenate([cond, full[:, cond.shape[1]:]], 1)
+    return seq[:, cond.shape[1]:], seq[:, cond.shape[1] - 1:-1]
+
+
+def _repeat_stats(dataset, level: str, unigram: np.ndarray) -> dict:
+    """Sufficient statistics of the copy-previous model over a dataset: repeats, total, and the unigram
+    probabilities of the repeated and of the other codes."""
+    rep_u, other_u, cond_same, cond_total = [], [], 0, 0
+    for path in dataset.shards:
+        x, prev = modelled_and_previous(path, level)
+        same = x == prev
+        rep_u.append(unigram[x[same]])
+        other_u.append(unigram[x[~same]])
+        with h5py.File(path, "r") as f:
+            cond = f["cond_top" if level == "top" else "cond_bottom"][:]
+            first = f[level][:, :cond.shape[1]]
+        cond_same += int((cond == first).sum())
+        cond_total += cond.size
+    rep_u, other_u = np.concatenate(rep_u), np.concatenate(other_u)
+    return {"rep_u": rep_u, "other_u": other_u, "n": len(rep_u) + len(other_u),
+            "cond_match": cond_same / max(cond_total, 1)}
+
+
+def _copy_bits(stats: dict, p: float) -> float:
+    """Bits per latent of ``q(c) = p [c == prev] + (1 - p) u(c)``."""
+    ll = np.log2(p + (1 - p) * stats["rep_u"]).sum() + np.log2((1 - p) * stats["other_u"]).sum()
+    return float(-ll / max(stats["n"], 1))
+
+
+def copy_previous_baseline(train_set, val_set, level: str, train_counts: np.ndarray) -> dict:
+    """The "copy the previous timestep's code" baseline: each modelled code is predicted by the smoothed model
+    ``q(c) = p [c == previous code at that position] + (1 - p) u(c)``, ``u`` the add-one smoothed training
+    unigram; ``p`` maximises the training likelihood. Also the share of codes equal to the previous
+    timestep's (train and val) and the share of conditioning codes (encoded alone) equal to the full clip's."""
+    from scipy.optimize import minimize_scalar
+
+    unigram = (train_counts + 1.0) / (train_counts.sum() + len(train_counts))
+    train, val = _repeat_stats(train_set, level, unigram), _repeat_stats(val_set, level, unigram)
+    fit = minimize_scalar(lambda p: _copy_bits(train, p), bounds=(0.0, 1.0 - 1e-9), method="bounded",
+                          options={"xatol": 1e-6})
+    p = float(fit.x)
+    return {
+        "repeat_share_train": len(train["rep_u"]) / max(train["n"], 1),
+        "repeat_share_val": len(val["rep_u"]) / max(val["n"], 1),
+        "cond_match_val": val["cond_match"],
+        "copy_previous_p": p,
+        "copy_previous_bits_per_latent": _copy_bits(val, p),
+        "copy_previous_definition": "q(c) = p [c == the code at the same position one timestep earlier, "
+                                    "conditioning timesteps as encoded alone] + (1 - p) u(c), u the add-one "
+                                    "smoothed training unigram, p fitted by maximum likelihood on the training "
+                                    "codes; bits per latent of the validation codes",
+        "repeat_share_definition": "share of the modelled codes equal to the previous timestep's code at the same "
+                                   "position; cond_match: share of the conditioning codes (frames encoded alone) "
+                                   "equal to the full clip's codes at those timesteps",
+    }
+
+
 # --------------------------------------------------------------------------------------------- stage
 def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -> dict:
     """Train the ``level`` prior of ``cfg`` on ``latents_dir``/train; validate on ``cfg.evaluation.split``;
@@ -199,7 +264,9 @@ def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -
 
     k = model_config["codebook_size"]
     # the baseline first: it reads every code once, and refuses codes outside the codebook before training
-    baseline = unigram_baseline(code_counts(train_set, level, k), code_counts(val_set, level, k))
+    train_counts = code_counts(train_set, level, k)
+    baseline = unigram_baseline(train_counts, code_counts(val_set, level, k))
+    baseline.update(copy_previous_baseline(train_set, val_set, level, train_counts))
     torch.manual_seed(cfg.seed)  # the initial weights
     model = build_prior(level, model_config)
     loss_fn = top_loss if level == "top" else bottom_loss_fn(cfg.bottom_prior.slices_per_clip)
@@ -216,6 +283,7 @@ def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -
         "val_bits_per_latent": bits,
         **baseline,
         "relative_improvement": 1.0 - bits / baseline["unigram_bits_per_latent"],
+        "relative_improvement_over_copy_previous": 1.0 - bits / baseline["copy_previous_bits_per_latent"],
         "val_latents": tokens,
         "val_clips": len(val_set),
         "train_clips": len(train_set),

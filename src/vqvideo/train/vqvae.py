@@ -69,12 +69,16 @@ def vqvae_loss(model, clips: torch.Tensor, crop: int | None = None):
 
 
 @torch.no_grad()
-def evaluate_vqvae(model: VQVAE, clips, batch_size: int, keep: int = 0) -> tuple[dict, list[np.ndarray]]:
+def evaluate_vqvae(model: VQVAE, clips, batch_size: int, keep: int = 0,
+                   cond_frames: int | None = None) -> tuple[dict, list[np.ndarray]]:
     """Reconstruction quality and code usage of ``model`` over a dataset of uint8 clips ``[T, H, W, 3]``.
 
     Returns ``(metrics, grid)``: metrics are means over the clips of per-clip PSNR/SSIM (full and with the
-    bottom level masked) and usage/perplexity of each codebook over all the clips' codes; ``grid`` holds the
-    first ``keep`` clips as ``[original, reconstruction, masked]`` uint8 arrays ``[T, H, W, 3]``.
+    bottom level masked), usage/perplexity of each codebook over all the clips' codes, ``repeat_{level}`` (the
+    share of codes at timestep >= 1 equal to the previous timestep's code at the same position: what a prior
+    gets for free) and, with ``cond_frames``, ``cond_match_{level}`` (the share of the first ``cond_frames``
+    frames' codes, encoded alone as sampling encodes them, equal to the full clip's); ``grid`` holds the first
+    ``keep`` clips as ``[original, reconstruction, masked]`` uint8 arrays ``[T, H, W, 3]``.
     """
     was_training = model.training
     model.eval()
@@ -83,10 +87,19 @@ def evaluate_vqvae(model: VQVAE, clips, batch_size: int, keep: int = 0) -> tuple
     counts = {"top": torch.zeros(model.quant_top.num_codes, device=device),
               "bottom": torch.zeros(model.quant_bottom.num_codes, device=device)}
     n, grid = 0, []
+    agree = {k: [0, 0] for k in ("repeat_top", "repeat_bottom", "cond_match_top", "cond_match_bottom")}
     for batch in DataLoader(clips, batch_size=batch_size, num_workers=0):
         batch = torch.as_tensor(batch).to(device)
         x = video_to_input(batch)
         top, bottom = model.encode_codes(x)
+        pairs = {"repeat_top": (top[:, 1:], top[:, :-1]), "repeat_bottom": (bottom[:, 1:], bottom[:, :-1])}
+        if cond_frames:
+            cond_top, cond_bottom = model.encode_codes(x[:, :, :cond_frames])
+            pairs.update(cond_match_top=(cond_top, top[:, :cond_top.shape[1]]),
+                         cond_match_bottom=(cond_bottom, bottom[:, :cond_bottom.shape[1]]))
+        for key, (a, b) in pairs.items():
+            agree[key][0] += int((a == b).sum())
+            agree[key][1] += a.numel()
         rec = output_to_video(model.decode_codes(top, bottom))
         masked = output_to_video(model.decode_codes(top, None))
         for name, codes in (("top", top), ("bottom", bottom)):
@@ -100,6 +113,7 @@ def evaluate_vqvae(model: VQVAE, clips, batch_size: int, keep: int = 0) -> tuple
         n += len(batch)
     model.train(was_training)
     metrics = {k: v / max(n, 1) for k, v in sums.items()}
+    metrics.update({k: same / total for k, (same, total) in agree.items() if total})
     for name, c in counts.items():
         metrics.update({f"{k}_{name}": v for k, v in code_usage(c).items()})
     metrics["clips"] = n
@@ -126,7 +140,7 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     eval_batch = max(1, min(tcfg.batch_size, 16))
 
     def evaluate(model):
-        return evaluate_vqvae(model, val_subset, eval_batch)[0]
+        return evaluate_vqvae(model, val_subset, eval_batch, cond_frames=cfg.sampling.cond_frames)[0]
 
     torch.manual_seed(cfg.seed)  # the initial weights
     model = build_vqvae(model_config)
@@ -137,7 +151,8 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     train_seconds = time.perf_counter() - t0
     if not dist.is_main():
         return {}
-    metrics, _ = evaluate_vqvae(model, Subset(val_set, _spread(len(val_set), eval_clips)), eval_batch)
+    metrics, _ = evaluate_vqvae(model, Subset(val_set, _spread(len(val_set), eval_clips)), eval_batch,
+                                cond_frames=cfg.sampling.cond_frames)
     spread = _spread(len(val_set), 4)
     _, grid = evaluate_vqvae(model, Subset(val_set, spread), eval_batch, keep=len(spread))
     frames, height, width = val_set[0].shape[:3] if len(val_set) else (cfg.data.frames, cfg.data.resolution,
