@@ -4,9 +4,9 @@
     python benchmarks/sampling.py --device cuda --width paper --batch 32 --out benchmarks/results/sampling_gpu.json
 
 For each PixelCNN (the demo config's top and bottom priors, and the paper's Table 4 top prior [3, 32, 32] with
-40 layers / 8 attention layers / filter 3 and bottom prior [64, 64] with 20 layers / 4 attention layers /
-filter 5, at reduced width: hidden 128, residual 256, conditioning features 128 -- or at the paper's widths with
-``--width paper``), the grid is filled with random codes up to its last 64 positions and the last 64 tokens
+40 layers / 8 attention layers / filter 3 (and the past stream if config/config.yaml sets it) and bottom prior
+[64, 64] with 20 layers / 4 attention layers / filter 5, at reduced width: hidden 128, residual 256,
+conditioning features 128 -- or at the paper's widths with ``--width paper``), the grid is filled with random codes up to its last 64 positions and the last 64 tokens
 are sampled, where the caches are longest (per-token times are medians, robust to a shared machine; the
 means are in the JSON too):
 - incremental: the caches are filled by one teacher-forced pass over the prefix, then the 64 tokens are timed;
@@ -63,8 +63,10 @@ def _sync(device):
 def paper_net(level: str, width: str, codebook_size: int = 512) -> tuple[PixelCNN, int]:
     p, w = PAPER[level], WIDTHS[width]
     cond = w[f"{level}_cond"]
+    # the top prior's past stream as the paper config sets it
+    past = level == "top" and load_config(ROOT / "config" / "config.yaml").top_prior.model.past_stream
     net = PixelCNN(codebook_size, p["shape"], w["hidden"], w["residual"], p["layers"], p["attention_layers"],
-                   p["heads"], p["filter_size"], dropout=0.0, cond_channels=cond)
+                   p["heads"], p["filter_size"], dropout=0.0, cond_channels=cond, past_stream=past)
     return net.eval(), p["predicted_steps"]
 
 

@@ -142,6 +142,7 @@ class TopPriorModelConfig:
     cond_hidden: int = 512
     cond_residual: int = 128
     cond_layers: int = 4
+    past_stream: bool = True
 
 
 @dataclass

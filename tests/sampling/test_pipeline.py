@@ -103,10 +103,11 @@ def test_copy_last_shards_stay_numbered_like_the_data_shards(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- samplers
-def _tiny_top(seed=0):
+def _tiny_top(seed=0, past_stream=False, shape=(2, 3, 4), attention_layers=2):
     torch.manual_seed(seed)
-    return TopPrior(16, (2, 3, 4), hidden=16, residual=16, layers=3, attention_layers=2, heads=2, filter_size=3,
-                    dropout=0.5, embed_dim=8, cond_channels=8, cond_hidden=16, cond_residual=8, cond_layers=1).eval()
+    return TopPrior(16, shape, hidden=16, residual=16, layers=3, attention_layers=attention_layers, heads=2,
+                    filter_size=3, dropout=0.5, embed_dim=8, cond_channels=8, cond_hidden=16, cond_residual=8,
+                    cond_layers=1, past_stream=past_stream).eval()
 
 
 def _tiny_bottom(seed=0, filter_size=5):
@@ -124,12 +125,14 @@ def _sharpen(model, scale=3.0):
     return model
 
 
-def test_incremental_equals_naive_top_prior():
-    prior = _sharpen(_tiny_top())
+@pytest.mark.parametrize("past_stream, shape, attention_layers", [(False, (2, 3, 4), 2), (True, (2, 3, 4), 2),
+                                                                  (True, (3, 3, 4), 0)])
+def test_incremental_equals_naive_top_prior(past_stream, shape, attention_layers):
+    prior = _sharpen(_tiny_top(past_stream=past_stream, shape=shape, attention_layers=attention_layers))
     ct, cb = torch.randint(0, 16, (3, 1, 3, 4)), torch.randint(0, 16, (3, 2, 6, 8))
     a = naive.sample_top(prior, (ct, cb), 1.0, torch.Generator().manual_seed(3))
     b = incremental.sample_top(prior, (ct, cb), 1.0, torch.Generator().manual_seed(3))
-    assert a.shape == b.shape == (3, 3, 3, 4) and a.dtype == b.dtype == torch.long
+    assert a.shape == b.shape == (3, 1 + shape[0], 3, 4) and a.dtype == b.dtype == torch.long
     assert torch.equal(a, b)
     assert torch.equal(b[:, :1], ct)
     c = incremental.sample_top(prior, (ct, cb), 1.0, torch.Generator().manual_seed(4))
@@ -146,13 +149,15 @@ def test_incremental_equals_naive_bottom_prior():
     assert torch.equal(b[:, :2], cb)
 
 
-@pytest.mark.parametrize("shape, k, attention, cond_channels",
-                         [((5, 6), 3, 2, 8), ((5, 7), 5, 2, 8), ((3, 4, 5), 3, 2, 8), ((4, 5), 3, 0, 0)])
-def test_incremental_logits_equal_teacher_forcing(shape, k, attention, cond_channels):
+@pytest.mark.parametrize("shape, k, attention, cond_channels, past_stream",
+                         [((5, 6), 3, 2, 8, False), ((5, 7), 5, 2, 8, False), ((3, 4, 5), 3, 2, 8, False),
+                          ((4, 5), 3, 0, 0, False), ((3, 4, 5), 3, 2, 8, True), ((4, 3, 5), 5, 0, 0, True)])
+def test_incremental_logits_equal_teacher_forcing(shape, k, attention, cond_channels, past_stream):
     """At every position, the cached step's logits equal the teacher-forced forward's over the sampled grid."""
     torch.manual_seed(0)
     net = _sharpen(PixelCNN(16, shape, hidden=16, residual=24, layers=4, attention_layers=attention, heads=2,
-                            filter_size=k, dropout=0.0, cond_channels=cond_channels).eval(), 2.0)
+                            filter_size=k, dropout=0.0, cond_channels=cond_channels,
+                            past_stream=past_stream).eval(), 2.0)
     cond = torch.randn(2, 8, *shape) if cond_channels else None
     noise = torch.rand(2, *shape, 16)
     sampler = incremental.IncrementalPixelCNN(net)
@@ -178,7 +183,8 @@ def test_incremental_logits_equal_teacher_forcing(shape, k, attention, cond_chan
 # --------------------------------------------------------------------------------------------- pipeline
 VQ = dict(hidden=8, res_hidden=4, res_layers=1, codebook_size=16, codebook_dim=4)
 TOP = dict(codebook_size=16, shape=[3, 2, 2], hidden=8, residual=8, layers=2, attention_layers=1, heads=2,
-           filter_size=3, dropout=0.0, embed_dim=4, cond_channels=4, cond_hidden=8, cond_residual=4, cond_layers=1)
+           filter_size=3, dropout=0.0, embed_dim=4, cond_channels=4, cond_hidden=8, cond_residual=4, cond_layers=1,
+           past_stream=True)
 BOTTOM = dict(codebook_size=16, shape=[4, 4], timesteps=8, first=2, hidden=8, residual=8, layers=2,
               attention_layers=1, heads=2, filter_size=3, embed_dim=4, cond_channels=4, cond_hidden=8,
               cond_residual=4, cond_blocks=1, window=4)

@@ -31,8 +31,10 @@ def bottom_prior(shape=(4, 4), **kw):
                        **{**SMALL, **kw})
 
 
-def test_top_prior_is_exactly_causal_and_conditioning_is_free():
-    prior = randomize(top_prior())
+@pytest.mark.parametrize("past_stream, attention_layers", [(False, 1), (True, 1), (True, 0)])
+def test_top_prior_is_exactly_causal_and_conditioning_is_free(past_stream, attention_layers):
+    # without attention, only the past stream lets 5 layers reach every position of the earlier frames
+    prior = randomize(top_prior(past_stream=past_stream, attention_layers=attention_layers))
     probe = EmbeddingProbe(prior.pixelcnn.embed)
     x = torch.randint(0, K, (1, 3, 3, 3))
     ct = torch.randint(0, K, (1, 1, 3, 3))
@@ -100,9 +102,19 @@ def test_paper_shapes_with_reduced_widths():
 
 def test_paper_config_parameter_counts():
     """The full Table 4-8 models build (on the meta device: no memory) with 40/20 layers, 8/4 attention layers."""
+    from vqvideo.config import load_config
+    from vqvideo.train.priors import build_prior
+
+    paper = load_config("config/config.yaml").top_prior.model
+    assert paper.past_stream   # the paper config's choice (config/config.yaml says why)
     with torch.device("meta"):
-        top, bottom = TopPrior(512), BottomPrior(512)
+        top, bottom = TopPrior(512, past_stream=True), BottomPrior(512)
+        without = TopPrior(512)
     assert len(top.pixelcnn.layers) == 40 and len(top.pixelcnn.attention) == 8
+    assert all(layer.p_conv is not None for layer in top.pixelcnn.layers)
+    assert top.pixelcnn.layers[0].p_conv.convs[0].kernel == (1, 3, 3)   # unmasked 3x3 within a frame
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert 1.4 < n(top) / n(without) < 1.5                              # the past stream's cost: +45%
     assert len(bottom.pixelcnn.layers) == 20 and len(bottom.pixelcnn.attention) == 4
     assert len(bottom.conditioning.blocks) == 20 and len(top.conditioning.blocks) == 4
     assert bottom.pixelcnn.layers[0].h_conv.kernel == (1, 3)   # filter 5: row y, columns x-2..x
@@ -240,11 +252,11 @@ def test_in_memory_latents_equal_the_latent_dataset(tmp_path):
     assert code_counts(mem, "bottom", K).sum() == 10 * 6 * 4 * 4
 
 
-@pytest.mark.parametrize("attention_layers", [0, 1])
-def test_every_parameter_gets_a_gradient(attention_layers):
+@pytest.mark.parametrize("attention_layers, past_stream", [(0, False), (1, False), (0, True), (1, True)])
+def test_every_parameter_gets_a_gradient(attention_layers, past_stream):
     """DDP runs with find_unused_parameters=False: no parameter may be left out of the loss."""
     batch = _tiny_latents(2)
-    top = top_prior((3, 2, 2), attention_layers=attention_layers)
+    top = top_prior((3, 2, 2), attention_layers=attention_layers, past_stream=past_stream)
     x, ct, cb = TopPrior.split(batch)
     F.cross_entropy(top(x, ct, cb), x).backward()
     bot = bottom_prior()

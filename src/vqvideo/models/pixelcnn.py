@@ -7,17 +7,31 @@ Generation order (what "before" means everywhere in this module)
   before ``(t, y, x)`` iff ``t' < t``, or ``t' == t`` and ``(y', x')`` is before ``(y, x)`` in raster order.
   Flattening ``[T, H, W]`` row-major (``einops 'b c t h w -> b (t h w) c'``) lists positions in this order.
 
-Two streams (the gated PixelCNN's vertical and horizontal stacks, van den Oord et al. 2016), with
-invariants that hold after every layer, so the network has no blind spot:
+Streams (the gated PixelCNN's vertical and horizontal stacks, van den Oord et al. 2016, and in 3D optionally a
+third, the past stream), with invariants that hold after every layer:
 - vertical stack ``v`` at ``u``: reads only inputs in rows strictly above ``u``'s row (2D); in 3D, inputs of
-  earlier frames (any row) and of rows strictly above ``u``'s row in ``u``'s frame.
+  earlier frames and of rows strictly above ``u``'s row in ``u``'s frame.
 - horizontal stack ``h`` at ``u``: reads only inputs strictly before ``u``. The logits come from ``h``.
+- past stream ``p`` (3D, ``past_stream=True``) at ``u = (t, y, x)``: reads only inputs of frames before ``t``,
+  at any row and column: its first convolution reads frames ``t - kt .. t - 1`` (the input shifted by one
+  timestep), its layers read ``p`` itself with spatial kernels that are not masked (``k x k`` in the current
+  frame of ``p``) and temporal taps into earlier frames. Each layer feeds ``p``'s pre-activation into the
+  vertical stack through a 1x1 link (as ``v`` feeds ``h``), hence into the horizontal stack too.
+
+In 2D the two stacks have no blind spot. In 3D without the past stream they do: ``v`` and ``h`` read frame
+``t - 1`` only through ``dt < 0`` taps that reach ``p = k // 2`` rows down per layer and then stop (in frame
+``t - 1``, ``v`` itself only reads rows above), so in frame ``t - D`` the convolutions never see rows more than
+``D * p`` below the current row, at any depth; only attention fills that in (paper Figure 3 says the causal
+convolutions see all past information). The past stream removes the blind spot: its reach grows ``p`` rows and
+columns per layer in every direction, so ``layers + 1 >= (max(H, W) - 1) / p`` layers see every position of
+every earlier frame (paper grid 32x32, k = 3: 30 layers of the 40).
 
 The only true 3D masked convolutions are the first layer's (paper §3.2); every gated layer of the 3D model
-uses 2D convolutions in the y-t and x-t planes (kernels ``(kt, k, 1)`` and ``(kt, 1, k)``). Every convolution
-is a :class:`CausalConv`: its output at position ``u`` reads its input at ``u + d`` for the offsets ``d`` of
-a box ``lo <= d <= hi`` where ``mask[d - lo] == 1``; the offsets are attributes (``lo``, ``hi``, ``mask``) so
-that an incremental sampler can evaluate one output position from a cache of past inputs.
+uses 2D convolutions in the y-t and x-t planes (kernels ``(kt, k, 1)`` and ``(kt, 1, k)``), and the past
+stream a spatial ``(1, k, k)`` plus a temporal ``(kt - 1, 1, 1)`` one. Every convolution is a
+:class:`CausalConv`: its output at position ``u`` reads its input at ``u + d`` for the offsets ``d`` of a box
+``lo <= d <= hi`` where ``mask[d - lo] == 1``; the offsets are attributes (``lo``, ``hi``, ``mask``) so that an
+incremental sampler can evaluate one output position from a cache of past inputs.
 
 Masks (``p = k // 2``; ``kt`` taps in time, reaching ``kt - 1`` frames back; offsets ``(dt, dy, dx)``):
 
@@ -26,13 +40,16 @@ stream      2D offsets (dy, dx)          3D offsets (dt, dy, dx)
 ==========  ===========================  ==========================================================
 v, first    dy in [-p, -1], |dx| <= p    dt < 0: |dy|, |dx| <= p;  dt = 0: dy in [-p, -1], |dx| <= p
 h, first    dy = 0, dx in [-p, -1]       dt < 0: all;  dt = 0: dy < 0, or dy = 0 and dx < 0  (mask A)
+p, first    (none)                       dt in [-kt, -1], |dy|, |dx| <= p  (no mask)
 v, layer    dy in [-p, 0], |dx| <= p     sum of y-t: (dt < 0, |dy| <= p) or (dt = 0, dy in [-p, 0]), dx = 0
                                          and x-t: dt <= 0, dy = 0, |dx| <= p
 h, layer    dy = 0, dx in [-p, 0]        x-t: dy = 0; dt < 0, |dx| <= p, or dt = 0, dx in [-p, 0]
+p, layer    (none)                       sum of dt = 0, |dy|, |dx| <= p  and  dt in [-(kt-1), -1], dy = dx = 0
 ==========  ===========================  ==========================================================
 
 Reading ``v`` at offset ``dy = 0`` (same row) or any earlier frame is allowed because ``v`` there only reads
-rows above / earlier frames; reading ``h`` at ``dx = 0`` is allowed because ``h`` at ``u`` excludes ``u``.
+rows above / earlier frames; reading ``h`` at ``dx = 0`` is allowed because ``h`` at ``u`` excludes ``u``;
+reading ``p`` anywhere in frames ``<= t`` is allowed because ``p`` at frame ``t`` reads only frames ``< t``.
 Every gated layer also adds a 1x1 "link" from ``v``'s pre-activation to ``h`` (``v`` at ``u`` only reads
 inputs before ``u``). Attention (:class:`CausalSelfAttention`) acts on ``h``: position ``i`` (flattened in
 generation order) attends to ``j <= i``; its input at ``j`` is ``h_j`` plus the embedding of the token at
@@ -153,6 +170,22 @@ def layer_h_offsets(dims: int, k: int, kt: int):
     return _box((-(kt - 1), 0, -p), (0, 0, p), lambda d: d[0] < 0 or d[2] <= 0)
 
 
+def first_p_offsets(k: int, kt: int):
+    """(lo, hi, mask) of the past stream's first convolution (3D only): frames ``t - kt .. t - 1``, unmasked."""
+    p = k // 2
+    return _box((-kt, -p, -p), (-1, p, p))
+
+
+def layer_p_offsets(k: int, kt: int) -> list:
+    """List of (lo, hi, mask) of a gated layer's past-stream convolutions (3D only, summed): ``k x k`` in the
+    same frame of ``p`` and ``kt - 1`` taps into earlier frames, none masked (``p`` at t reads only frames < t)."""
+    p = k // 2
+    boxes = [_box((0, -p, -p), (0, p, p))]
+    if kt > 1:
+        boxes.append(_box((-(kt - 1), 0, 0), (-1, 0, 0)))
+    return boxes
+
+
 def _conv1x1(dims: int, cin: int, cout: int) -> nn.Module:
     return {2: nn.Conv2d, 3: nn.Conv3d}[dims](cin, cout, 1)
 
@@ -165,21 +198,30 @@ def gate(a: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------------------------- layers
 class GatedLayer(nn.Module):
-    """One gated layer on the (v, h) stacks, each with a residual connection:
+    """One gated layer on the (v, h) stacks, and the past stream p if ``past``, each with a residual connection:
 
-        a_v = Vconv(v) + Cv(c)                                  [B, 2R, *S]
+        a_p = Pconv(p)                                          [B, 2R, T, H, W]   (past stream only)
+        p'  = p + Op(gate(a_p))                                 (skipped in the last layer: nothing reads it)
+        a_v = Vconv(v) + Lp(a_p) + Cv(c)                        [B, 2R, *S]   Lp: 1x1 link, past -> vertical
         v'  = v + Ov(gate(a_v))                                 (skipped in the last layer: nothing reads it)
         a_h = Hconv(h) + L(a_v) + Ch(c)                          L: 1x1 link, vertical -> horizontal
         h'  = h + Oh(dropout(gate(a_h)))
 
     ``C`` = hidden (stack width), ``R`` = residual (width of the gated activation), ``c`` = conditioning
-    features ``[B, Cc, *S]`` (or None when ``cond_channels == 0``); Cv, Ch, Ov, Oh are 1x1 convolutions.
+    features ``[B, Cc, *S]`` (or None when ``cond_channels == 0``); Cv, Ch, Ov, Oh, Op are 1x1 convolutions.
+    ``a_p`` reaches ``h`` through ``L(a_v)``: the past stream feeds both stacks.
     """
 
     def __init__(self, dims: int, hidden: int, residual: int, k: int, kt: int, cond_channels: int,
-                 dropout: float, last: bool = False):
+                 dropout: float, last: bool = False, past: bool = False):
         super().__init__()
         self.last = last
+        if past:
+            self.p_conv = SumConv(*(CausalConv(hidden, 2 * residual, *o) for o in layer_p_offsets(k, kt)))
+            self.p_link = _conv1x1(dims, 2 * residual, 2 * residual)
+            self.p_out = None if last else _conv1x1(dims, residual, hidden)
+        else:
+            self.p_conv = self.p_link = self.p_out = None
         self.v_conv = SumConv(*(CausalConv(hidden, 2 * residual, *o) for o in layer_v_offsets(dims, k, kt)))
         self.h_conv = CausalConv(hidden, 2 * residual, *layer_h_offsets(dims, k, kt))
         self.link = _conv1x1(dims, 2 * residual, 2 * residual)
@@ -190,8 +232,13 @@ class GatedLayer(nn.Module):
         self.h_out = _conv1x1(dims, residual, hidden)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None):
+    def forward(self, v: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, p: torch.Tensor | None = None):
+        """-> (v', h', p'): v' and p' are None in the last layer, p' is None without the past stream."""
         a_v = self.v_conv(v)
+        if self.p_conv is not None:
+            a_p = self.p_conv(p)
+            a_v = a_v + self.p_link(a_p)
+            p = None if self.last else p + self.p_out(gate(a_p))
         a_h = self.h_conv(h) + self.link(a_v)
         if c is not None:
             a_h = a_h + self.h_cond(c)
@@ -202,7 +249,7 @@ class GatedLayer(nn.Module):
                 a_v = a_v + self.v_cond(c)
             v = v + self.v_out(gate(a_v))
         h = h + self.h_out(self.dropout(gate(a_h)))
-        return v, h
+        return v, h, p
 
 
 class CausalSelfAttention(nn.Module):
@@ -250,27 +297,33 @@ class PixelCNN(nn.Module):
     ``forward(x [B, *S] long, c [B, cond_channels, *S] | None) -> logits [B, K, *S]`` (teacher forcing):
     logits at ``u`` depend on ``x`` only at positions before ``u`` (module docstring), and on ``c`` anywhere.
 
-    Structure: embedding(K, hidden) -> first layer (masked convs giving v, h; 3D: true 3D masked convs)
-    -> ``layers`` x GatedLayer, with CausalSelfAttention on h after the layers :func:`attention_after` names
-    -> ELU -> 1x1 conv to K logits. ``filter_size`` k is the spatial kernel; the 3D model also uses k taps in
-    time (``kt = k``; they reach ``k - 1`` frames back).
+    Structure: embedding(K, hidden) -> first layer (masked convs giving v, h, and p if ``past_stream``; 3D:
+    true 3D masked convs) -> ``layers`` x GatedLayer, with CausalSelfAttention on h after the layers
+    :func:`attention_after` names -> ELU -> 1x1 conv to K logits. ``filter_size`` k is the spatial kernel; the
+    3D model also uses k taps in time (``kt = k``; they reach ``k - 1`` frames back). ``past_stream`` (3D only)
+    adds the past stream (module docstring): without it the convolutions have a blind spot in earlier frames.
     """
 
     def __init__(self, codebook_size: int, shape: tuple[int, ...], hidden: int, residual: int, layers: int,
-                 attention_layers: int, heads: int, filter_size: int, dropout: float, cond_channels: int):
+                 attention_layers: int, heads: int, filter_size: int, dropout: float, cond_channels: int,
+                 past_stream: bool = False):
         super().__init__()
         self.dims = len(shape)
         assert self.dims in (2, 3)
         assert filter_size % 2 == 1, "filter_size must be odd"
+        if past_stream and self.dims != 3:
+            raise ValueError("past_stream needs a 3D grid [T, H, W] (earlier frames)")
         k = kt = filter_size
         self.shape, self.codebook_size, self.filter_size = tuple(shape), codebook_size, filter_size
+        self.past_stream = past_stream
         self.embed = nn.Embedding(codebook_size, hidden)
         # "previous token" of the first position, read by attention only (no parameter DDP would see unused)
         self.start = nn.Parameter(torch.zeros(hidden)) if attention_layers else None
         self.first_v = CausalConv(hidden, hidden, *first_v_offsets(self.dims, k, kt))
         self.first_h = CausalConv(hidden, hidden, *first_h_offsets(self.dims, k, kt))
+        self.first_p = CausalConv(hidden, hidden, *first_p_offsets(k, kt)) if past_stream else None
         self.layers = nn.ModuleList(GatedLayer(self.dims, hidden, residual, k, kt, cond_channels, dropout,
-                                               last=i == layers - 1) for i in range(layers))
+                                               last=i == layers - 1, past=past_stream) for i in range(layers))
         self.attention_after = attention_after(layers, attention_layers)
         self.attention = nn.ModuleDict({str(i): CausalSelfAttention(hidden, heads, shape, dropout)
                                         for i in self.attention_after})
@@ -282,8 +335,9 @@ class PixelCNN(nn.Module):
         prev = self.previous_tokens(e) if self.attention else None
         e = rearrange(e, "b ... c -> b c ...")
         v, h = self.first_v(e), self.first_h(e)
+        p = self.first_p(e) if self.first_p is not None else None
         for i, layer in enumerate(self.layers):
-            v, h = layer(v, h, c)
+            v, h, p = layer(v, h, c, p)
             if str(i) in self.attention:
                 h = self.attention[str(i)](h, prev)
         return self.head(F.elu(h))
@@ -304,5 +358,14 @@ class PixelCNN(nn.Module):
         reach = {"y": f"{min(p * n, self.shape[-2] - 1)} rows above", "x": f"+-{min(p * n, self.shape[-1] - 1)} columns"}
         if self.dims == 3:
             reach["t"] = f"{min((self.filter_size - 1) * n, self.shape[0] - 1)} frames back"
-        return {"order": " -> ".join(names), "convolutions": {k: reach[k] for k in names},
+        convolutions = {k: reach[k] for k in names}
+        if self.dims == 3:
+            if self.past_stream:  # first_p reaches +-p, each layer's spatial conv +-p more
+                r = p * (n + 1)
+                whole = r >= max(self.shape[1:]) - 1
+                convolutions["earlier_frames"] = ("every position (past stream)" if whole else
+                                                  f"+-{r} rows and columns around (y, x) (past stream)")
+            else:
+                convolutions["earlier_frames"] = f"blind spot: in frame t-D, rows more than {p}*D below y"
+        return {"order": " -> ".join(names), "convolutions": convolutions,
                 "with_attention": "the whole causal past" if self.attention else "convolutions only"}

@@ -26,7 +26,10 @@ class TopPrior(nn.Module):
     Args: ``codebook_size`` K; ``shape`` (T, h, w) of the modelled latents (paper (3, 32, 32)); the PixelCNN's
     ``hidden``, ``residual``, ``layers``, ``attention_layers``, ``heads``, ``filter_size``, ``dropout``
     (Table 4); the conditioning stack's ``embed_dim``, ``cond_channels`` (256), ``cond_hidden`` (512),
-    ``cond_residual`` (128), ``cond_layers`` (4) (Tables 5-6).
+    ``cond_residual`` (128), ``cond_layers`` (4) (Tables 5-6); ``past_stream``: the PixelCNN's third stream over
+    earlier frames, without which its convolutions do not see every position of earlier frames
+    (:mod:`vqvideo.models.pixelcnn`; the paper config turns it on; False here is what checkpoints written
+    before the option hold).
     """
 
     level = "top"
@@ -34,13 +37,13 @@ class TopPrior(nn.Module):
     def __init__(self, codebook_size: int, shape: tuple[int, int, int] = (3, 32, 32), hidden: int = 512,
                  residual: int = 1024, layers: int = 40, attention_layers: int = 8, heads: int = 8,
                  filter_size: int = 3, dropout: float = 0.5, embed_dim: int = 64, cond_channels: int = 256,
-                 cond_hidden: int = 512, cond_residual: int = 128, cond_layers: int = 4):
+                 cond_hidden: int = 512, cond_residual: int = 128, cond_layers: int = 4, past_stream: bool = False):
         super().__init__()
         self.codebook_size, self.shape = codebook_size, tuple(shape)
         self.conditioning = TopConditioning(codebook_size, self.shape[0], embed_dim, cond_channels, cond_hidden,
                                             cond_residual, cond_layers)
         self.pixelcnn = PixelCNN(codebook_size, self.shape, hidden, residual, layers, attention_layers, heads,
-                                 filter_size, dropout, cond_channels=cond_hidden)
+                                 filter_size, dropout, cond_channels=cond_hidden, past_stream=past_stream)
 
     def condition(self, cond_top: torch.Tensor, cond_bottom: torch.Tensor) -> torch.Tensor:
         """cond_top [B, 1, h, w], cond_bottom [B, 2, 2h, 2w] (long) -> features [B, cond_hidden, T, h, w]."""

@@ -13,7 +13,10 @@ What is cached (per grid being generated; :mod:`vqvideo.models.pixelcnn` defines
 - key/value caches of every attention layer ``[B, heads, N, d]``: a new position computes its own
   query/key/value and attends to the cached keys of the positions before it.
 
-Schedule. The vertical stack at a position reads only rows above it (and earlier frames), so at the start of
+Schedule. The past stream (3D, ``past_stream``) at a position reads only earlier frames, so at the start of
+every frame it is computed for the whole frame at once, in every layer, and each layer's link into the vertical
+stack is kept for that frame (buffers ``P[l]`` hold its inputs; later frames read them through the temporal
+taps). The vertical stack at a position reads only rows above it (and earlier frames), so at the start of
 every row the vertical stacks of all layers are computed for the whole row at once (one convolution per layer
 over a strip of rows), together with each layer's link into the horizontal stack and its conditioning term.
 Per position, only the horizontal stack is left: per layer one small matrix product over a patch of the
@@ -62,10 +65,11 @@ class _Buffer:
         """Index of the whole grid (without the padding)."""
         return (slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(self.lo, shape))
 
-    def write_row(self, prefix, value: torch.Tensor) -> None:
-        """Store ``value`` [B, C, W] as row ``prefix`` (all coordinates but the last)."""
-        start = self.lo[-1]
-        self.t[self.at(prefix) + (slice(start, start + value.shape[-1]),)] = value
+    def write(self, prefix, value: torch.Tensor) -> None:
+        """Store ``value`` [B, C, *rest] at ``prefix`` (the leading coordinates; a row: all but the last, a
+        frame: the timestep), over the whole extent of the remaining ones."""
+        rest = self.lo[len(prefix):]
+        self.t[self.at(prefix) + tuple(slice(a, a + n) for a, n in zip(rest, value.shape[2:]))] = value
 
 
 class _Conv:
@@ -88,16 +92,21 @@ class _Conv:
 
     def row(self, buf: _Buffer, prefix, width: int) -> torch.Tensor:
         """Outputs at every column of row ``prefix``: [B, Cout, W]."""
-        start, stop = tuple(prefix) + (0,), tuple(prefix) + (width - 1,)
+        return self.box(buf, prefix, (width,))
+
+    def box(self, buf: _Buffer, prefix, rest) -> torch.Tensor:
+        """Outputs at ``prefix`` (leading coordinates) and every value of the remaining ones, of sizes
+        ``rest`` (a row: ``(W,)``; a frame: ``(H, W)``): [B, Cout, *rest]."""
+        start, stop = tuple(prefix) + (0,) * len(rest), tuple(prefix) + tuple(n - 1 for n in rest)
         out = None
         for c, w in zip(self.parts, self.weights):
             y = self.fn(buf.window(c, start, stop), w, c.conv.bias)
             out = y if out is None else out + y
-        return out.reshape(out.shape[0], out.shape[1], width)
+        return out.reshape(out.shape[0], out.shape[1], *rest)
 
 
 class _Linear:
-    """A 1x1 convolution (or nn.Linear) as a matrix: rows [B, Cin] -> [B, Cout], row strips [B, Cin, W]."""
+    """A 1x1 convolution (or nn.Linear) as a matrix: rows [B, Cin] -> [B, Cout], strips [B, Cin, *rest]."""
 
     @torch.no_grad()
     def __init__(self, m: nn.Module):
@@ -108,7 +117,9 @@ class _Linear:
         return torch.addmm(self.b, x, self.wt)
 
     def row(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(self.w, x).add_(self.b_col)  # [Cout, Cin] @ [B, Cin, W]: cheaper than conv1d
+        """[B, Cin, *rest] -> [B, Cout, *rest] ([Cout, Cin] @ [B, Cin, W]: cheaper than conv1d)."""
+        y = torch.matmul(self.w, x.flatten(2)).add_(self.b_col)
+        return y.view(*y.shape[:2], *x.shape[2:])
 
 
 def _maybe(m: nn.Module | None) -> _Linear | None:
@@ -129,12 +140,15 @@ class IncrementalPixelCNN:
             raise ValueError("sample with the model in eval mode (dropout would make the samplers differ)")
         self.net = net
         self.first_v, self.first_h = _Conv(net.first_v), _Conv(net.first_h)
+        self.first_p = None if net.first_p is None else _Conv(net.first_p)
         self.layers = []
         for layer in net.layers:
             self.layers.append({
                 "v": _Conv(layer.v_conv), "h": _Conv(layer.h_conv), "link": _Linear(layer.link),
                 "v_cond": _maybe(layer.v_cond), "h_cond": _maybe(layer.h_cond), "v_out": _maybe(layer.v_out),
                 "h_out": _Linear(layer.h_out),
+                "p": None if layer.p_conv is None else _Conv(layer.p_conv),
+                "p_link": _maybe(layer.p_link), "p_out": _maybe(layer.p_out),
             })
         self.attention = {int(i): a for i, a in net.attention.items()}
         self.head = _Linear(net.head)
@@ -161,9 +175,12 @@ class IncrementalPixelCNN:
         like = net.embed.weight
         hidden = like.shape[1]
         # activation buffers, padded for the convolutions that read them
-        e_buf = _Buffer(b, hidden, shape, self.first_v.parts + self.first_h.parts, like)
+        first_p = self.first_p.parts if self.first_p is not None else []
+        e_buf = _Buffer(b, hidden, shape, self.first_v.parts + self.first_h.parts + first_p, like)
         v_bufs = [_Buffer(b, hidden, shape, l["v"].parts, like) for l in self.layers]
         h_bufs = [_Buffer(b, hidden, shape, l["h"].parts, like) for l in self.layers]
+        p_bufs = [_Buffer(b, hidden, shape, l["p"].parts, like) for l in self.layers] if first_p else None
+        p_terms = None  # each layer's link from the past stream into the vertical one, this frame: [B, 2R, H, W]
         caches = {i: (like.new_zeros(b, a.heads, n, hidden // a.heads), like.new_zeros(b, a.heads, n, hidden // a.heads))
                   for i, a in self.attention.items()}
         codes = torch.zeros((b, *shape), dtype=torch.long, device=like.device)
@@ -171,16 +188,19 @@ class IncrementalPixelCNN:
         # embedding of the token before the current one (attention's input; no start vector without attention)
         prev = net.start.expand(b, -1) if net.start is not None else None
         if start > 0:
-            prev = self._prefill(prefix, start, cond, codes, e_buf, v_bufs, h_bufs, caches)
+            prev = self._prefill(prefix, start, cond, codes, e_buf, v_bufs, h_bufs, p_bufs, caches)
             if on_token is not None:
                 on_token(start)  # ``on_token(k)``: the first k positions are done
         positions = list(_positions(shape))
         for flat in range(start, n):
             pos = positions[flat]
             prefix_, x = pos[:-1], pos[-1]
+            if p_bufs is not None and (pos[1:] == (0, 0) or flat == start):
+                p_terms = self._frame_start(pos[0], e_buf, p_bufs)
             if x == 0 or flat == start:
                 c_row = None if cond is None else cond[(slice(None), slice(None)) + prefix_]  # [B, Cc, W]
-                link_terms = self._row_start(prefix_, width, e_buf, v_bufs, c_row)
+                p_row = None if p_terms is None else [term[:, :, pos[1]] for term in p_terms]
+                link_terms = self._row_start(prefix_, width, e_buf, v_bufs, c_row, p_row)
             h = self.first_h.point(e_buf, pos)
             for i, (layer, hb) in enumerate(zip(self.layers, h_bufs)):
                 hb.t[hb.at(pos)] = h
@@ -199,10 +219,11 @@ class IncrementalPixelCNN:
                 on_token(flat + 1)
         return (codes, logits_all) if keep_logits else codes
 
-    def _prefill(self, prefix, start, cond, codes, e_buf, v_bufs, h_bufs, caches) -> torch.Tensor:
+    def _prefill(self, prefix, start, cond, codes, e_buf, v_bufs, h_bufs, p_bufs, caches) -> torch.Tensor:
         """Fill the caches with a teacher-forced pass over ``prefix`` (the naive forward, its activations kept);
         copy its first ``start`` positions into ``codes``. Activations at positions >= start are overwritten
-        before anything reads them with a non-zero weight. Returns the embedding of token ``start - 1``."""
+        before anything reads them with a non-zero weight (the past stream's from the frame of ``start`` on).
+        Returns the embedding of token ``start - 1``."""
         net = self.net
         keep = torch.arange(math.prod(net.shape), device=codes.device).view(net.shape) < start
         codes.copy_(torch.where(keep, prefix.long(), torch.zeros_like(prefix, dtype=torch.long)))
@@ -211,10 +232,11 @@ class IncrementalPixelCNN:
         e = torch.movedim(e, -1, 1)
         e_buf.t[e_buf.interior(net.shape)] = e * keep.to(e.dtype)
         v, h = net.first_v(e), net.first_h(e)
+        p = net.first_p(e) if net.first_p is not None else None
         for i, layer in enumerate(net.layers):
-            for buf, val in ((v_bufs[i], v), (h_bufs[i], h)):
+            for buf, val in ((v_bufs[i], v), (h_bufs[i], h)) + (((p_bufs[i], p),) if p is not None else ()):
                 buf.t[buf.interior(net.shape)] = val
-            v, h = layer(v, h, cond)
+            v, h, p = layer(v, h, cond, p)
             if str(i) in net.attention:
                 attn = net.attention[str(i)]
                 x = torch.movedim(h + prev_all, 1, -1).reshape(h.shape[0], -1, h.shape[1])
@@ -224,14 +246,31 @@ class IncrementalPixelCNN:
                 h = attn(h, prev_all)
         return net.embed(codes.flatten(1)[:, start - 1])
 
-    def _row_start(self, prefix, width, e_buf, v_bufs, c_row) -> list[torch.Tensor]:
+    def _frame_start(self, t: int, e_buf, p_bufs) -> list[torch.Tensor]:
+        """Past stream of every layer for the whole frame ``t`` (it reads only frames < t, all generated);
+        returns each layer's link into the vertical stack ``Lp(a_p)`` [B, 2R, H, W]."""
+        rest = self.net.shape[1:]
+        p = self.first_p.box(e_buf, (t,), rest)                                 # [B, C, H, W]
+        terms = []
+        for layer, pb in zip(self.layers, p_bufs):
+            pb.write((t,), p)
+            a_p = layer["p"].box(pb, (t,), rest)                                # [B, 2R, H, W]
+            terms.append(layer["p_link"].row(a_p))
+            if layer["p_out"] is not None:
+                p = p + layer["p_out"].row(_gate(a_p, 1))
+        return terms
+
+    def _row_start(self, prefix, width, e_buf, v_bufs, c_row, p_row=None) -> list[torch.Tensor]:
         """Vertical stacks of every layer for the whole row; returns each layer's additive term of the
-        horizontal stack (link from the vertical stack + conditioning) as [W, B, 2R]."""
+        horizontal stack (link from the vertical stack + conditioning) as [W, B, 2R]. ``p_row``: each layer's
+        past-stream term of this row [B, 2R, W] (or None)."""
         v = self.first_v.row(e_buf, prefix, width)
         terms = []
-        for layer, vb in zip(self.layers, v_bufs):
-            vb.write_row(prefix, v)
+        for i, (layer, vb) in enumerate(zip(self.layers, v_bufs)):
+            vb.write(prefix, v)
             a_v = layer["v"].row(vb, prefix, width)                            # [B, 2R, W]
+            if p_row is not None:
+                a_v = a_v + p_row[i]
             term = layer["link"].row(a_v)
             if c_row is not None:
                 term = term + layer["h_cond"].row(c_row)
