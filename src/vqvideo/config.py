@@ -61,6 +61,12 @@ class DemoConfig:
 
 
 @dataclass
+class FootageConfig:
+    enabled: bool = False
+    holdout: float = 0.45
+
+
+@dataclass
 class DownloadConfig:
     enabled: bool = False
     splits: list[str] = field(default_factory=lambda: ["train", "val"])
@@ -244,6 +250,7 @@ class Config:
     results: str = "results"
     demo: DemoConfig = field(default_factory=DemoConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
+    footage: FootageConfig = field(default_factory=FootageConfig)
     data: DataConfig = field(default_factory=DataConfig)
     vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
@@ -344,6 +351,9 @@ def _convert(tp, value):
 
 def check_consistency(raw: dict) -> None:
     """Constraints between keys that the schema cannot state; raise ConfigError naming the key."""
+    if raw["demo"]["enabled"] and raw["footage"]["enabled"]:
+        raise ConfigError("config keys 'demo.enabled' and 'footage.enabled' are both true: each makes data.videos; "
+                          "enable one")
     model, crop = raw["vqvae"]["model"], raw["vqvae"]["crop"]
     if crop is not None:
         step = [b * t for b, t in zip(model["bottom_stride"][1:], model["top_stride"][1:])]  # [h, w]

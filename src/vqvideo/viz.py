@@ -59,6 +59,55 @@ def time_grid(videos: Sequence[np.ndarray] | np.ndarray, gap: int = GAP, fill: i
     return video_grid([f[:, None] for f in frames], gap=gap, fill=fill)[0]
 
 
+def labelled_grid(columns: Sequence[tuple[str, np.ndarray]], frame_labels: Sequence[str], gap: int = GAP,
+                  fill: int = FILL) -> np.ndarray:
+    """Videos side by side with a label above each and a label under each frame: ``[T, H', W', 3]``.
+
+    ``columns``: ``(label, video [T, H, W, 3])`` left to right; ``frame_labels[t]`` is written under frame t (e.g.
+    its number). Labels are 11-pixel text: enlarge small videos first (:func:`enlarge`).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    videos = [np.asarray(v) for _, v in columns]
+    body = video_grid([np.stack(videos)], gap=gap, fill=fill)  # [T, H, W', 3]
+    t, h, w = body.shape[:3]
+    if len(frame_labels) != t:
+        raise ValueError(f"{len(frame_labels)} frame labels for {t} frames")
+    font = ImageFont.load_default(size=11)
+    band = 16
+    header = Image.new("RGB", (w, band), (fill,) * 3)
+    draw = ImageDraw.Draw(header)
+    tile = videos[0].shape[2]
+    for j, (label, _) in enumerate(columns):
+        x0 = j * (tile + gap)
+        width = draw.textlength(label, font=font)
+        draw.text((x0 + max(0, (tile - width) / 2), 2), label, fill=(0, 0, 0), font=font)
+    header = np.asarray(header)
+    out = np.full((t, h + 2 * band, w, 3), fill, np.uint8)
+    for k in range(t):
+        footer = Image.new("RGB", (w, band), (fill,) * 3)
+        ImageDraw.Draw(footer).text((2, 2), frame_labels[k], fill=(0, 0, 0), font=font)
+        out[k, :band], out[k, band:band + h], out[k, band + h:] = header, body[k], np.asarray(footer)
+    return out
+
+
+def enlarge(video: np.ndarray, scale: int) -> np.ndarray:
+    """``[..., H, W, 3]`` -> ``[..., scale*H, scale*W, 3]`` (nearest neighbour: every pixel a square)."""
+    return video.repeat(scale, axis=-3).repeat(scale, axis=-2) if scale > 1 else video
+
+
+def text_tile(text: str, height: int, width: int, value: int = 128) -> np.ndarray:
+    """A grey ``[height, width, 3]`` tile with ``text`` in its middle (e.g. "no frame")."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.new("RGB", (width, height), (value,) * 3)
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=10)
+    tw = draw.textlength(text, font=font)
+    draw.text((max(0, (width - tw) / 2), height / 2 - 6), text, fill=(255, 255, 255), font=font)
+    return np.asarray(im)
+
+
 # --------------------------------------------------------------------------------------------- files
 def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")

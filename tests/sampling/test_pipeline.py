@@ -287,7 +287,7 @@ def test_killed_sampling_job_resumes_without_duplicates_or_losses(tmp_path):
         assert np.array_equal(arrays[key], whole[key]), key
 
 
-def test_predict_writes_real_and_predicted_frames_side_by_side(tmp_path, capsys):
+def test_predict_writes_a_labelled_grid_of_conditioning_truth_and_samples(tmp_path, capsys):
     import av
 
     from video_helpers import write_video
@@ -299,11 +299,34 @@ def test_predict_writes_real_and_predicted_frames_side_by_side(tmp_path, capsys)
     assert main(["predict", "--video", str(video), "--out", str(out), "--samples", "2",
                  "--configfile", str(cfgfile)]) == 0
     with av.open(str(out)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    assert len(frames) == 16
-    assert frames[0].shape == (16, 3 * 16 + 2 * 2, 3)  # real | sample | sample, 2-pixel gaps
-    # a video shorter than the conditioning frames is refused with a sentence
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]).astype(float)
+    # conditioning | real | sample 1 | sample 2, 16x16 tiles drawn 8x (128 px), 2-pixel gaps, a 16-pixel band
+    # of labels above and one below
+    assert frames.shape == (16, 16 + 128 + 16, 4 * 128 + 3 * 2, 3)
+    tile = lambda col, t: frames[t, 16:144, col * 130:col * 130 + 128]  # noqa: E731
+    assert frames[:, :16].min() < 100 and frames[:, 144:].min() < 100  # text in both bands
+    assert not np.allclose(frames[4, 144:], frames[5, 144:], atol=30)  # each frame has its own number
+    assert all(np.abs(tile(0, t) - tile(0, 3)).mean() < 3 for t in range(4, 16))  # the last input held
+    assert np.abs(tile(1, 10) - tile(1, 3)).mean() > 20  # the truth goes on
+    for t in (0, 3):  # the input frames are in both the conditioning and the real column
+        assert np.abs(tile(0, t) - tile(1, t)).mean() < 3
+    # a 6-frame video is enough: the truth column says where the video ends
+    six = tmp_path / "six.gif"
+    write_video(tmp_path / "six.mp4", list(clips[0][:6]), fps=25)
+    assert main(["predict", "--video", str(tmp_path / "six.mp4"), "--out", str(six), "--configfile",
+                 str(cfgfile)]) == 0
+    from PIL import Image, ImageSequence
+
+    with Image.open(six) as im:
+        gif = [np.asarray(f.convert("RGB"), dtype=float) for f in ImageSequence.Iterator(im)]
+    assert len(gif) == 16
+    no_frame = gif[6][16:144, 130:258]
+    assert abs(np.median(no_frame) - 128) < 2 and no_frame.max() > 200  # grey with white text
+    # a video shorter than the conditioning frames is refused with a sentence, and nothing is written
     short = tmp_path / "short.mp4"
-    write_video(short, list(clips[0][:2]), fps=25)
+    write_video(short, list(clips[0][:3]), fps=25)
+    capsys.readouterr()
     assert main(["predict", "--video", str(short), "--out", str(tmp_path / "x.gif"), "--configfile", str(cfgfile)]) == 1
-    assert "only 2 frames" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "only 3 frames" in err and "4 are needed" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.gif").exists() and not list(tmp_path.glob(".x.*"))

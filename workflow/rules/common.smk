@@ -29,7 +29,7 @@ def final_outputs():
 
 # --------------------------------------------------------------------------- data
 def prepare_data_input(wildcards):
-    """The videos folder (made by make_demo_data for the demo) and the annotation CSVs, when they exist.
+    """The videos folder (made by make_demo_data for the demo, fetch_footage for real.yaml) and the annotation CSVs, when they exist.
 
     A missing videos folder is left to `vqvideo prepare-data`, which says so plainly, so that a dry run of
     the paper's configuration works before Kinetics is downloaded.
@@ -37,7 +37,7 @@ def prepare_data_input(wildcards):
     inputs = {}
     if download_marker():  # download_kinetics600 extracts into data.videos (when download.enabled)
         inputs["download"] = download_marker()
-    if config["demo"]["enabled"] or Path(config["data"]["videos"]).exists():
+    if config["demo"]["enabled"] or config["footage"]["enabled"] or Path(config["data"]["videos"]).exists():
         inputs["videos"] = config["data"]["videos"]
     if config["data"]["annotations"] and Path(config["data"]["annotations"]).exists():
         inputs["annotations"] = config["data"]["annotations"]

@@ -18,6 +18,25 @@ if config["demo"]["enabled"]:
             "vqvideo make-demo-data --configfile {CONFIGFILE} --out {output} > {log} 2>&1"
 
 
+if config["footage"]["enabled"]:
+
+    # the real footage (vqvideo.data.footage): fetched once into ~/.cache/vqvideo/footage, then the start of each
+    # video written to train/ and its end (footage.holdout) to val/
+    localrules: fetch_footage
+
+    rule fetch_footage:
+        output:
+            directory(config["data"]["videos"]),
+        log:
+            f"{RESULTS}/logs/fetch_footage.log",
+        params:
+            configfile=CONFIGFILE,
+        conda:
+            "../../envs/data.yaml"
+        shell:
+            "vqvideo fetch-footage --configfile {params.configfile} --out {output} > {log} 2>&1"
+
+
 checkpoint prepare_data:
     input:
         unpack(prepare_data_input),

@@ -30,8 +30,15 @@ import torch
 from tqdm import tqdm
 
 from vqvideo.config import Config
+from vqvideo.errors import UserError
 from vqvideo.data.shards import list_shards, read_shard, write_shard
 from vqvideo.sampling.clips import evaluation_groups, load_frames
+
+
+class PredictError(UserError):
+    """A video ``vqvideo predict`` cannot predict from (too short), or an output it cannot write."""
+
+    exit_code = 1  # as predict's other refusals (an unreadable video, missing checkpoints)
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -308,23 +315,28 @@ def run_sampling(cfg: Config, shard: int | None = None) -> list[Path]:
 def predict_video(cfg: Config, video: str | Path, out: str | Path, start_s: float = 0.0) -> Path:
     """Predict 12 frames after the first 4 (from ``start_s``) of any video; write them beside the real ones.
 
-    The video is decoded, resampled to ``data.fps`` and cropped to ``data.resolution`` as the data stage does.
-    The output (MP4, or GIF by suffix) shows, left to right: the real 16 frames when the video has them (else
-    the 4 conditioning frames then grey), then ``samples_per_clip`` predictions (4 reconstructed conditioning
-    frames + 12 predicted).
+    The video (any size and frame rate) is decoded, resampled to ``data.fps`` and cropped to
+    ``data.resolution`` as the data stage does; it needs ``sampling.cond_frames`` (4) frames from ``start_s``.
+    The output (MP4, or GIF by suffix) is a labelled grid, left to right: ``conditioning`` (the 4 input frames,
+    then the last one held), ``real`` (the video's own 16 frames, "no frame" where it ends sooner), then
+    ``sample 1..K`` (4 reconstructed conditioning frames + 12 predicted), each frame numbered underneath.
+    Nothing is written when the video is too short.
     """
     from vqvideo.data.video import load_frames as decode
-    from vqvideo.viz import save_gif, save_mp4, video_grid
+    from vqvideo.viz import enlarge, labelled_grid, save_gif, save_mp4, text_tile
 
     s, d = cfg.sampling, cfg.data
+    out = Path(out)
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        raise PredictError(f"--out {out}: name an .mp4 or .gif file")
     if s.threads:
         torch.set_num_threads(s.threads)
     skip = int(round(start_s * d.fps))
     frames = decode(video, d.fps, d.resolution, max_frames=skip + d.frames, frame_folder_fps=d.frame_folder_fps)
     frames = frames[skip:]
     if len(frames) < s.cond_frames:
-        raise ValueError(f"{video}: only {len(frames)} frames from {start_s} s at {d.fps} fps; "
-                         f"{s.cond_frames} are needed")
+        raise PredictError(f"{video}: only {len(frames)} frames from {start_s:g} s at {d.fps:g} fps; "
+                           f"{s.cond_frames} are needed")
     device = resolve_device(s.device)
     models = Models(cfg, device)
     cond_top, cond_bottom = encode_conditioning(models.vqvae, frames[None, :s.cond_frames], device)
@@ -332,9 +344,14 @@ def predict_video(cfg: Config, video: str | Path, out: str | Path, start_s: floa
     generator = torch.Generator(device=device).manual_seed(batch_seed(s.seed, -1, 0))
     top, bottom = sample_latents(models, cond_top.repeat(k, 1, 1, 1), cond_bottom.repeat(k, 1, 1, 1),
                                  s.temperature, generator, s.method)
-    predicted = decode_videos(models.vqvae, top, bottom)
-    real = np.full((d.frames, *frames.shape[1:]), 128, np.uint8)
-    real[:min(len(frames), d.frames)] = frames[:d.frames]
-    grid = video_grid([np.concatenate([real[None], predicted])])
-    out = Path(out)
+    predicted = decode_videos(models.vqvae, top, bottom)  # [K, T, R, R, 3]
+    t, r = predicted.shape[1], d.resolution
+    scale = max(1, 128 // r)  # 64x64 clips drawn at 128x128 so that the labels fit
+    frames, predicted = enlarge(frames, scale), enlarge(predicted, scale)
+    missing = text_tile("no frame", r * scale, r * scale)
+    real = np.stack([frames[i] if i < len(frames) else missing for i in range(t)])
+    held = np.stack([frames[min(i, s.cond_frames - 1)] for i in range(t)])
+    columns = [("conditioning", held), ("real", real)] + [(f"sample {i + 1}", v) for i, v in enumerate(predicted)]
+    labels = [f"frame {i + 1} of {t} ({'input' if i < s.cond_frames else 'predicted'})" for i in range(t)]
+    grid = labelled_grid(columns, labels)
     return save_gif(grid, out, fps=s.fps) if out.suffix.lower() == ".gif" else save_mp4(grid, out, fps=s.fps)
