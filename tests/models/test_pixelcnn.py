@@ -56,6 +56,23 @@ def test_only_the_past_stream_lets_convolutions_see_lower_rows_of_earlier_frames
     assert ("every position" in model.receptive_field()["convolutions"]["earlier_frames"]) == past_stream
 
 
+@pytest.mark.parametrize("layers", [4, 6])
+def test_past_stream_reach_is_what_the_summary_says(layers):
+    """k = 3: the past stream reaches +-(layers + 1) rows and columns of earlier frames (4 layers on the demo's 8x8
+    grid: +-5, so from (1, 0, 0) not the last two rows and columns of frame 0; 6 layers: all of it)."""
+    shape = (3, 8, 8)
+    model = randomize(PixelCNN(6, shape, hidden=8, residual=8, layers=layers, attention_layers=0, heads=2,
+                               filter_size=3, dropout=0.0, cond_channels=0, past_stream=True))
+    probe = EmbeddingProbe(model.embed)
+    (grad,) = torch.autograd.grad(model(torch.randint(0, 6, (1, *shape)))[0, :, 1, 0, 0].sum(), probe.out)
+    seen = grad[0, 0].abs().sum(-1) > 0                          # frame 0 [H, W]
+    r = layers + 1
+    near = (torch.arange(8)[:, None] <= r) & (torch.arange(8)[None, :] <= r)
+    assert torch.equal(seen, near)
+    described = model.receptive_field()["convolutions"]["earlier_frames"]
+    assert described == ("every position (past stream)" if r >= 7 else f"+-{r} rows and columns around (y, x) (past stream)")
+
+
 def test_past_stream_changing_any_earlier_token_changes_every_later_logit():
     """The perturbation form of the test above (tokens, not embeddings): with attention off, changing the token
     at any position of an earlier frame changes the logits at every position of every later frame, and never

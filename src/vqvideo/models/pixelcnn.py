@@ -360,8 +360,8 @@ class PixelCNN(nn.Module):
             reach["t"] = f"{min((self.filter_size - 1) * n, self.shape[0] - 1)} frames back"
         convolutions = {k: reach[k] for k in names}
         if self.dims == 3:
-            if self.past_stream:  # first_p reaches +-p, each layer's spatial conv +-p more
-                r = p * (n + 1)
+            if self.past_stream:  # first_p reaches +-p, each layer's spatial conv +-p more: n = layers + 1 steps
+                r = p * n
                 whole = r >= max(self.shape[1:]) - 1
                 convolutions["earlier_frames"] = ("every position (past stream)" if whole else
                                                   f"+-{r} rows and columns around (y, x) (past stream)")
