@@ -14,6 +14,9 @@ from pathlib import Path
 
 from vqvideo.config import Config, load_config
 from vqvideo.errors import UserError
+from vqvideo.layout import Layout
+
+RESULTS = Layout("RESULTS")  # the layout's paths, for the help texts
 
 
 def _load(args: argparse.Namespace, keys: dict[str, str]) -> Config:
@@ -130,7 +133,7 @@ def add_prepare_data(sub):
                            "stride": "data.stride", "max_clips": "data.max_clips_per_video",
                            "shard_size": "data.shard_size", "workers": "data.workers"})
         d = cfg.data
-        return prepare_data(d.videos, args.out or cfg.results_dir / "data", frames=d.frames, fps=d.fps,
+        return prepare_data(d.videos, args.out or cfg.layout.data, frames=d.frames, fps=d.fps,
                             resolution=d.resolution, stride=d.stride, max_clips_per_video=d.max_clips_per_video,
                             frame_folder_fps=d.frame_folder_fps, shard_size=d.shard_size, workers=d.workers,
                             default_split=d.default_split, annotations=d.annotations)
@@ -142,7 +145,7 @@ def add_sample(sub):
     p = _parser(sub, "sample", "sample 12 predicted frames for each conditioning clip of the evaluation split")
     p.add_argument("--method", choices=["incremental", "naive", "copy-last"], default=None,
                    help="sampler (sampling.method), or copy-last: the copy-last-frame baseline into "
-                        "results/baselines/copy_last/")
+                        f"{RESULTS.copy_last}/")
     p.add_argument("--shard", type=int, default=None, help="only this shard (default: all)")
     p.add_argument("--samples", dest="samples_per_clip", type=int, default=None, help="samples per clip")
     p.add_argument("--temperature", type=float, default=None)
@@ -204,9 +207,9 @@ def add_predict(sub):
 
 
 def add_train_vqvae(sub):
-    p = _parser(sub, "train-vqvae", "train the hierarchical video VQ-VAE (resumes results/vqvae/checkpoint.pt)")
-    p.add_argument("--data", type=Path, default=None, help="prepared data folder (default: RESULTS/data)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/vqvae)")
+    p = _parser(sub, "train-vqvae", f"train the hierarchical video VQ-VAE (resumes {RESULTS.vqvae_checkpoint})")
+    p.add_argument("--data", type=Path, default=None, help=f"prepared data folder (default: {RESULTS.data})")
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default: {RESULTS.vqvae})")
     p.add_argument("--steps", type=int, default=None, help="override vqvae.train.steps")
 
     def run(args):
@@ -215,7 +218,7 @@ def add_train_vqvae(sub):
         from vqvideo.train.vqvae import train_vqvae
 
         cfg = _load(args, {"steps": "vqvae.train.steps"})
-        metrics = train_vqvae(cfg, args.data or cfg.results_dir / "data", args.out or cfg.results_dir / "vqvae")
+        metrics = train_vqvae(cfg, args.data or cfg.layout.data, args.out or cfg.layout.vqvae)
         if metrics:
             print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
         return 0
@@ -227,8 +230,8 @@ def add_train_prior(sub):
     p = _parser(sub, "train-prior", "train the top or bottom PixelCNN prior on cached latents (resumes its checkpoint)")
     p.add_argument("--level", choices=["top", "bottom"], required=True, help="which prior")
     p.add_argument("--latents", type=Path, default=None, help="latent folder with one subfolder per split "
-                   "(default: RESULTS/latents)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/priors/LEVEL)")
+                   f"(default: {RESULTS.latents})")
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default: {RESULTS.prior('LEVEL')})")
     p.add_argument("--steps", type=int, default=None, help="override LEVEL_prior.train.steps")
 
     def run(args):
@@ -237,8 +240,8 @@ def add_train_prior(sub):
         from vqvideo.train.priors import train_prior
 
         cfg = _load(args, {"steps": f"{args.level}_prior.train.steps"})
-        metrics = train_prior(cfg, args.level, args.latents or cfg.results_dir / "latents",
-                              args.out or cfg.results_dir / "priors" / args.level)
+        metrics = train_prior(cfg, args.level, args.latents or cfg.layout.latents,
+                              args.out or cfg.layout.prior(args.level))
         if metrics:
             print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
         return 0
@@ -248,10 +251,10 @@ def add_train_prior(sub):
 
 def add_encode(sub):
     p = _parser(sub, "encode", "encode one data shard into latent codes (+ reconstructions with --recon)")
-    p.add_argument("--shard", type=Path, required=True, help="data shard, e.g. results/data/shards/val-00000.h5")
-    p.add_argument("--out", type=Path, required=True, help="latent shard, e.g. results/latents/val/shard-00000.h5")
+    p.add_argument("--shard", type=Path, required=True, help=f"data shard, e.g. {RESULTS.data_shard('val', 0)}")
+    p.add_argument("--out", type=Path, required=True, help=f"latent shard, e.g. {RESULTS.latent_shard('val', 0)}")
     p.add_argument("--recon", type=Path, default=None, help="also write reconstructions (sample-shard layout) here")
-    p.add_argument("--checkpoint", type=Path, default=None, help="VQ-VAE checkpoint (default: RESULTS/vqvae/checkpoint.pt)")
+    p.add_argument("--checkpoint", type=Path, default=None, help=f"VQ-VAE checkpoint (default: {RESULTS.vqvae_checkpoint})")
     p.add_argument("--manifest", type=Path, default=None, help="clip manifest (default: the shard's data folder)")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="override encode.batch_size")
 
@@ -259,7 +262,7 @@ def add_encode(sub):
         from vqvideo.encode import encode_shard
 
         cfg = _load(args, {"batch_size": "encode.batch_size"})
-        encode_shard(cfg, args.checkpoint or cfg.results_dir / "vqvae" / "checkpoint.pt", args.shard, args.out,
+        encode_shard(cfg, args.checkpoint or cfg.layout.vqvae_checkpoint, args.shard, args.out,
                      recon=args.recon, manifest=args.manifest)
         return 0
 
@@ -309,9 +312,9 @@ def add_summary(sub):
 
 def add_export_pairs(sub):
     p = _parser(sub, "export-pairs", "export blind side-by-side pairs and the rating page for the human evaluation")
-    p.add_argument("--a", type=Path, default=None, help="model A's sample shards (default: RESULTS/samples)")
-    p.add_argument("--b", type=Path, default=None, help="model B's sample shards (default: RESULTS/baselines/copy_last)")
-    p.add_argument("--out", type=Path, default=None, help="export folder: page/ for raters, key.csv (default: RESULTS/human_eval)")
+    p.add_argument("--a", type=Path, default=None, help=f"model A's sample shards (default: {RESULTS.samples})")
+    p.add_argument("--b", type=Path, default=None, help=f"model B's sample shards (default: {RESULTS.copy_last})")
+    p.add_argument("--out", type=Path, default=None, help=f"export folder: page/ for raters, key.csv (default: {RESULTS.human_eval})")
     p.add_argument("--n-pairs", dest="n_pairs", type=int, default=None, help="human_eval.n_pairs")
     p.add_argument("--seed", type=int, default=None, help="human_eval.seed (keep it from the raters)")
     p.add_argument("--name-a", dest="name_a", default=None, help="human_eval.name_a")
@@ -323,9 +326,9 @@ def add_export_pairs(sub):
 
         cfg = _load(args, {k: f"human_eval.{k}" for k in ("n_pairs", "seed", "name_a", "name_b")})
         he = cfg.human_eval
-        out = args.out or cfg.results_dir / "human_eval"
-        a = args.a or cfg.results_dir / "samples"
-        b = args.b or cfg.results_dir / "baselines" / "copy_last"
+        out = args.out or cfg.layout.human_eval
+        a = args.a or cfg.layout.samples
+        b = args.b or cfg.layout.copy_last
         pairs = export_pairs(a, b, out, n_pairs=he.n_pairs, seed=he.seed, name_a=he.name_a, name_b=he.name_b,
                              resolution=he.resolution, upscale=he.upscale, fps=he.fps or cfg.data.fps,
                              ratings_dir=he.ratings_dir, force=args.force)
@@ -337,10 +340,10 @@ def add_export_pairs(sub):
 
 def add_analyze_ratings(sub):
     p = _parser(sub, "analyze-ratings", "score the raters' ratings.csv files against key.csv (the paper's Table 1)")
-    p.add_argument("--key", type=Path, default=None, help="key.csv of the export (default: RESULTS/human_eval/key.csv)")
+    p.add_argument("--key", type=Path, default=None, help=f"key.csv of the export (default: {RESULTS.human_eval_key})")
     p.add_argument("--ratings", type=Path, nargs="+", default=None,
                    help="ratings CSVs, inside <export folder>/human_eval.ratings_dir (default: every *.csv there)")
-    p.add_argument("--json", type=Path, default=None, help="output JSON (default: RESULTS/human_eval.json)")
+    p.add_argument("--json", type=Path, default=None, help=f"output JSON (default: {RESULTS.human_eval_json})")
     p.add_argument("--chart", type=Path, default=None, help="bar chart PNG")
     p.add_argument("--name-a", dest="name_a", default=None, help="human_eval.name_a")
     p.add_argument("--name-b", dest="name_b", default=None, help="human_eval.name_b")
@@ -350,9 +353,9 @@ def add_analyze_ratings(sub):
 
         cfg = _load(args, {"name_a": "human_eval.name_a", "name_b": "human_eval.name_b"})
         he = cfg.human_eval
-        key = args.key or cfg.results_dir / "human_eval" / "key.csv"
+        key = args.key or cfg.layout.human_eval_key
         ratings = args.ratings or sorted(ratings_folder(key, he.ratings_dir).glob("*.csv"))
-        analyze_ratings(key, ratings, args.json or cfg.results_dir / "human_eval.json", args.chart,
+        analyze_ratings(key, ratings, args.json or cfg.layout.human_eval_json, args.chart,
                         name_a=he.name_a, name_b=he.name_b, ratings_dir=he.ratings_dir,
                         min_judgements=he.min_judgements, bootstrap=he.bootstrap, seed=he.seed)
         return 0
@@ -411,13 +414,13 @@ def add_evaluate(sub):
 
 def add_report_tables(sub):
     p = _parser(sub, "report-tables", "FVD and quality tables (HTML) for snakemake --report, from RESULTS/fvd_*.json")
-    p.add_argument("--out", type=Path, default=None, help="HTML file (default: RESULTS/report/results.html)")
+    p.add_argument("--out", type=Path, default=None, help=f"HTML file (default: {RESULTS.report_tables})")
 
     def run(args):
         from vqvideo.report_tables import report_tables
 
         cfg = _load(args, {})
-        print(report_tables(cfg.results_dir, args.out or cfg.results_dir / "report" / "results.html"))
+        print(report_tables(cfg.results_dir, args.out or cfg.layout.report_tables))
         return 0
 
     p.set_defaults(func=run)

@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from vqvideo.errors import UserError
+from vqvideo.layout import Layout
 
 SCHEMA_PATH = Path(str(resources.files("vqvideo") / "schemas" / "config.schema.yaml"))
 
@@ -271,6 +272,11 @@ class Config:
     @property
     def results_dir(self) -> Path:
         return Path(self.results)
+
+    @property
+    def layout(self) -> Layout:
+        """Where every result lives under ``results`` (see :mod:`vqvideo.layout`)."""
+        return Layout(self.results)
 
     def resources_for(self, rule: str) -> ResourcesConfig:
         return self.resources.get(rule) or self.resources.get("default") or ResourcesConfig()

@@ -1,11 +1,13 @@
 # Validation, paths and input functions shared by every rule. Rules stay thin: inputs, outputs,
-# resources from config, one `vqvideo ...` shell line.
+# resources from config, one `vqvideo ...` shell line. Every path under RESULTS comes from vqvideo.layout
+# (LAYOUT below), the module the CLI takes its defaults from too.
 from pathlib import Path
 
 import yaml
 from snakemake.utils import validate
 
 from vqvideo.config import check_consistency
+from vqvideo.layout import Layout
 
 
 # the keys each resources entry names itself, before the schema fills its defaults: the keys an entry leaves
@@ -15,16 +17,17 @@ validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 check_consistency(config)  # constraints between keys, before any job runs
 
 RESULTS = config["results"]
+LAYOUT = Layout(RESULTS)
 CONFIGFILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "config/config.yaml"
 
 
 def final_outputs():
     """The default target: each stage adds its end products here."""
-    return [f"{RESULTS}/data/manifest.csv", f"{RESULTS}/vqvae/metrics.json", all_latents,
-            f"{RESULTS}/priors/top/metrics.json", f"{RESULTS}/priors/bottom/metrics.json",
+    return [LAYOUT.manifest, LAYOUT.vqvae / "metrics.json", all_latents,
+            LAYOUT.prior("top") / "metrics.json", LAYOUT.prior("bottom") / "metrics.json",
             sample_shards, sample_grids, copy_last_shards, *human_eval_outputs(),
-            *[f"{RESULTS}/fvd_{r}.json" for r in config["evaluation"]["resolutions"]], f"{RESULTS}/quality.json",
-            f"{RESULTS}/report/results.html"]
+            *[LAYOUT.fvd(r) for r in config["evaluation"]["resolutions"]], LAYOUT.quality,
+            LAYOUT.report_tables]
 
 
 # --------------------------------------------------------------------------- data
@@ -51,25 +54,24 @@ EVAL_SPLIT_VQ = config["evaluation"]["split"]
 def data_shard_numbers(split):
     """Numbers i (as 5-digit strings) of the data shards {split}-{i}.h5, known once prepare_data ran."""
     checkpoints.prepare_data.get()
-    folder = Path(RESULTS) / "data" / "shards"
-    return sorted(p.stem.rsplit("-", 1)[1] for p in folder.glob(f"{split}-*.h5") if not p.name.startswith("."))
+    return sorted(p.stem.rsplit("-", 1)[1] for p in LAYOUT.data_shards.glob(f"{split}-*.h5")
+                  if not p.name.startswith("."))
 
 
 def data_splits():
     """Splits that have data shards (train, val, ...), known once prepare_data ran."""
     checkpoints.prepare_data.get()
-    folder = Path(RESULTS) / "data" / "shards"
-    return sorted({p.stem.rsplit("-", 1)[0] for p in folder.glob("*.h5") if not p.name.startswith(".")})
+    return sorted({p.stem.rsplit("-", 1)[0] for p in LAYOUT.data_shards.glob("*.h5") if not p.name.startswith(".")})
 
 
 def latent_shards(split):
     """Latent shards of one split, one per data shard (use inside an input function or lambda)."""
-    return [f"{RESULTS}/latents/{split}/shard-{i}.h5" for i in data_shard_numbers(split)]
+    return [LAYOUT.latent_shard(split, i) for i in data_shard_numbers(split)]
 
 
 def recon_shards(wildcards=None):
     """Reconstructions of the evaluation split, one per data shard (input function)."""
-    return [f"{RESULTS}/latents/{EVAL_SPLIT_VQ}/recon-{i}.h5" for i in data_shard_numbers(EVAL_SPLIT_VQ)]
+    return [LAYOUT.recon_shard(EVAL_SPLIT_VQ, i) for i in data_shard_numbers(EVAL_SPLIT_VQ)]
 
 
 def all_latents(wildcards=None):
@@ -80,34 +82,33 @@ def all_latents(wildcards=None):
 # --------------------------------------------------------------------------- sampling
 def sample_shards(wildcards=None):
     """Every sample shard, one per data shard of the evaluation split (input function)."""
-    return [f"{RESULTS}/samples/shard-{i}.h5" for i in data_shard_numbers(EVAL_SPLIT_VQ)]
+    return [LAYOUT.sample_shard(i) for i in data_shard_numbers(EVAL_SPLIT_VQ)]
 
 
 def sample_grids(wildcards=None):
     """The grid (GIF and MP4) of every sample shard (input function)."""
-    return [f"{RESULTS}/samples/grid-{i}.{ext}" for i in data_shard_numbers(EVAL_SPLIT_VQ) for ext in ("gif", "mp4")]
+    return [LAYOUT.sample_grid(i, ext) for i in data_shard_numbers(EVAL_SPLIT_VQ) for ext in ("gif", "mp4")]
 
 
 def copy_last_shards(wildcards=None):
     """Every shard of the copy-last baseline, one per data shard of the evaluation split (input function)."""
-    return [f"{RESULTS}/baselines/copy_last/shard-{i}.h5" for i in data_shard_numbers(EVAL_SPLIT_VQ)]
+    return [LAYOUT.copy_last_shard(i) for i in data_shard_numbers(EVAL_SPLIT_VQ)]
 
 
 # --------------------------------------------------------------------------- human evaluation
-HUMAN_EVAL = f"{RESULTS}/human_eval"
-RATINGS_DIR = f"{HUMAN_EVAL}/{config['human_eval']['ratings_dir']}"
+RATINGS_DIR = LAYOUT.ratings(config["human_eval"]["ratings_dir"])
 
 
 def ratings_files(wildcards=None):
     """The raters' CSVs in the ratings folder, RESULTS/human_eval/<human_eval.ratings_dir>/ (input function)."""
-    return sorted(str(p) for p in Path(RATINGS_DIR).glob("*.csv") if not p.name.startswith("."))
+    return sorted(str(p) for p in RATINGS_DIR.glob("*.csv") if not p.name.startswith("."))
 
 
 def human_eval_outputs():
     """The rating page and key always; the analysis of the ratings once the ratings folder holds a CSV."""
-    outputs = [f"{HUMAN_EVAL}/page/index.html", f"{HUMAN_EVAL}/key.csv"]
+    outputs = [LAYOUT.human_eval_page, LAYOUT.human_eval_key]
     if ratings_files():
-        outputs += [f"{RESULTS}/human_eval.json", f"{RESULTS}/human_eval.png"]
+        outputs += [LAYOUT.human_eval_json, LAYOUT.human_eval_chart]
     return outputs
 
 

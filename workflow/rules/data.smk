@@ -8,7 +8,7 @@ if config["demo"]["enabled"]:
         output:
             directory(config["data"]["videos"]),
         log:
-            f"{RESULTS}/logs/make_demo_data.log",
+            LAYOUT.log("make_demo_data"),
         threads: rule_threads("make_demo_data")
         resources:
             **rule_resources("make_demo_data"),
@@ -41,11 +41,11 @@ checkpoint prepare_data:
     input:
         unpack(prepare_data_input),
     output:
-        manifest=f"{RESULTS}/data/manifest.csv",
-        rejects=f"{RESULTS}/data/rejects.csv",
-        shards=directory(f"{RESULTS}/data/shards"),
+        manifest=LAYOUT.manifest,
+        rejects=LAYOUT.rejects,
+        shards=directory(LAYOUT.data_shards),
     log:
-        f"{RESULTS}/logs/prepare_data.log",
+        LAYOUT.log("prepare_data"),
     threads: config["data"]["workers"]  # decoding processes; Snakemake caps them at --cores
     resources:
         **rule_resources("prepare_data"),

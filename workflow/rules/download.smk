@@ -8,7 +8,7 @@ rule download_kinetics600:
     output:
         f"{config['download']['archives']}/complete.json",
     log:
-        f"{RESULTS}/logs/download_kinetics600.log",
+        LAYOUT.log("download_kinetics600"),
     params:
         configfile=CONFIGFILE,
     threads: rule_threads("download_kinetics600")

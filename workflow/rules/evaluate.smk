@@ -10,13 +10,13 @@ rule fvd:
         samples=sample_shards,
         copy_last=copy_last_shards,
         recon=recon_shards,
-        manifest=f"{RESULTS}/data/manifest.csv",
+        manifest=LAYOUT.manifest,
     output:
-        f"{RESULTS}/fvd_{{resolution}}.json",
+        LAYOUT.fvd("{resolution}"),
     wildcard_constraints:
         resolution=r"\d+",
     log:
-        f"{RESULTS}/logs/evaluate/fvd_{{resolution}}.log",
+        LAYOUT.log("evaluate/fvd_{resolution}"),
     params:
         configfile=CONFIGFILE,
     threads: rule_threads("fvd")
@@ -32,11 +32,11 @@ rule quality:
     input:
         samples=sample_shards,
         copy_last=copy_last_shards,
-        manifest=f"{RESULTS}/data/manifest.csv",
+        manifest=LAYOUT.manifest,
     output:
-        f"{RESULTS}/quality.json",
+        LAYOUT.quality,
     log:
-        f"{RESULTS}/logs/evaluate/quality.log",
+        LAYOUT.log("evaluate/quality"),
     params:
         configfile=CONFIGFILE,
     threads: rule_threads("quality")

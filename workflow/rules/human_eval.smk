@@ -11,14 +11,14 @@ rule export_pairs:
         samples=sample_shards,
         copy_last=copy_last_shards,
     output:
-        page=f"{HUMAN_EVAL}/page/index.html",
-        key=f"{HUMAN_EVAL}/key.csv",
+        page=LAYOUT.human_eval_page,
+        key=LAYOUT.human_eval_key,
     log:
-        f"{RESULTS}/logs/human_eval/export_pairs.log",
+        LAYOUT.log("human_eval/export_pairs"),
     params:
         configfile=CONFIGFILE,
-        a=f"{RESULTS}/samples",
-        b=f"{RESULTS}/baselines/copy_last",
+        a=LAYOUT.samples,
+        b=LAYOUT.copy_last,
         out=lambda wildcards, output: str(Path(output.key).parent),
     threads: rule_threads("export_pairs")
     resources:
@@ -32,14 +32,14 @@ rule export_pairs:
 
 rule human_eval:
     input:
-        key=f"{HUMAN_EVAL}/key.csv",
-        page=f"{HUMAN_EVAL}/page/index.html",
+        key=LAYOUT.human_eval_key,
+        page=LAYOUT.human_eval_page,
         ratings=ratings_files,
     output:
-        json=f"{RESULTS}/human_eval.json",
-        chart=report(f"{RESULTS}/human_eval.png", caption="../report/human_eval.rst", category="Human evaluation"),
+        json=LAYOUT.human_eval_json,
+        chart=report(LAYOUT.human_eval_chart, caption="../report/human_eval.rst", category="Human evaluation"),
     log:
-        f"{RESULTS}/logs/human_eval/analyze_ratings.log",
+        LAYOUT.log("human_eval/analyze_ratings"),
     params:
         configfile=CONFIGFILE,
     threads: rule_threads("human_eval")

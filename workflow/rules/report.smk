@@ -4,12 +4,12 @@
 
 rule report_tables:
     input:
-        fvd=expand(f"{RESULTS}/fvd_{{resolution}}.json", resolution=config["evaluation"]["resolutions"]),
-        quality=f"{RESULTS}/quality.json",
+        fvd=[LAYOUT.fvd(r) for r in config["evaluation"]["resolutions"]],
+        quality=LAYOUT.quality,
     output:
-        report(f"{RESULTS}/report/results.html", caption="../report/results.rst", category="Evaluation"),
+        report(LAYOUT.report_tables, caption="../report/results.rst", category="Evaluation"),
     log:
-        f"{RESULTS}/logs/report_tables.log",
+        LAYOUT.log("report_tables"),
     params:
         configfile=CONFIGFILE,
     threads: rule_threads("report_tables")

@@ -6,19 +6,19 @@
 
 rule sample:
     input:
-        latents=f"{RESULTS}/latents/{EVAL_SPLIT_VQ}/shard-{{i}}.h5",
-        vqvae=f"{RESULTS}/vqvae/checkpoint.pt",
-        top=f"{RESULTS}/priors/top/checkpoint.pt",
-        bottom=f"{RESULTS}/priors/bottom/checkpoint.pt",
-        manifest=f"{RESULTS}/data/manifest.csv",
+        latents=LAYOUT.latent_shard(EVAL_SPLIT_VQ, "{i}"),
+        vqvae=LAYOUT.vqvae_checkpoint,
+        top=LAYOUT.prior_checkpoint("top"),
+        bottom=LAYOUT.prior_checkpoint("bottom"),
+        manifest=LAYOUT.manifest,
     output:
-        shard=f"{RESULTS}/samples/shard-{{i}}.h5",
-        gif=report(f"{RESULTS}/samples/grid-{{i}}.gif", caption="../report/samples.rst", category="Samples"),
-        mp4=f"{RESULTS}/samples/grid-{{i}}.mp4",
+        shard=LAYOUT.sample_shard("{i}"),
+        gif=report(LAYOUT.sample_grid("{i}", "gif"), caption="../report/samples.rst", category="Samples"),
+        mp4=LAYOUT.sample_grid("{i}", "mp4"),
     wildcard_constraints:
         i=r"\d{5}",
     log:
-        f"{RESULTS}/logs/sample/shard-{{i}}.log",
+        LAYOUT.log("sample/shard-{i}"),
     conda:
         "../../envs/torch.yaml"
     threads: rule_threads("sample")
@@ -32,14 +32,14 @@ rule sample:
 
 rule copy_last_baseline:
     input:
-        shard=f"{RESULTS}/data/shards/{EVAL_SPLIT_VQ}-{{i}}.h5",
-        manifest=f"{RESULTS}/data/manifest.csv",
+        shard=LAYOUT.data_shard(EVAL_SPLIT_VQ, "{i}"),
+        manifest=LAYOUT.manifest,
     output:
-        f"{RESULTS}/baselines/copy_last/shard-{{i}}.h5",
+        LAYOUT.copy_last_shard("{i}"),
     wildcard_constraints:
         i=r"\d{5}",
     log:
-        f"{RESULTS}/logs/copy_last/shard-{{i}}.log",
+        LAYOUT.log("copy_last/shard-{i}"),
     conda:
         "../../envs/torch.yaml"
     threads: rule_threads("copy_last_baseline")

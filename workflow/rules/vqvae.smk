@@ -6,23 +6,23 @@ import os
 
 rule train_vqvae:
     input:
-        manifest=f"{RESULTS}/data/manifest.csv",
+        manifest=LAYOUT.manifest,
     output:
-        checkpoint=f"{RESULTS}/vqvae/checkpoint.pt",
-        metrics=f"{RESULTS}/vqvae/metrics.json",
-        grid=report(f"{RESULTS}/vqvae/recon.gif", caption="../report/vqvae.rst", category="VQ-VAE"),
-        curves=report(f"{RESULTS}/vqvae/psnr.png", caption="../report/vqvae.rst", category="VQ-VAE"),
-        loss=report(f"{RESULTS}/vqvae/loss.png", caption="../report/vqvae_loss.rst", category="VQ-VAE"),
-        usage=report(f"{RESULTS}/vqvae/usage.png", caption="../report/vqvae_usage.rst", category="VQ-VAE"),
+        checkpoint=LAYOUT.vqvae_checkpoint,
+        metrics=LAYOUT.vqvae / "metrics.json",
+        grid=report(LAYOUT.vqvae / "recon.gif", caption="../report/vqvae.rst", category="VQ-VAE"),
+        curves=report(LAYOUT.vqvae / "psnr.png", caption="../report/vqvae.rst", category="VQ-VAE"),
+        loss=report(LAYOUT.vqvae / "loss.png", caption="../report/vqvae_loss.rst", category="VQ-VAE"),
+        usage=report(LAYOUT.vqvae / "usage.png", caption="../report/vqvae_usage.rst", category="VQ-VAE"),
     log:
-        f"{RESULTS}/logs/train_vqvae.log",
+        LAYOUT.log("train_vqvae"),
     conda:
         "../../envs/torch.yaml"
     threads: rule_threads("train_vqvae")
     resources:
         **rule_resources("train_vqvae"),
     params:
-        launch=launcher("train_vqvae", resume=f"{RESULTS}/vqvae/checkpoint.pt"),
+        launch=launcher("train_vqvae", resume=LAYOUT.vqvae_checkpoint),
         configfile=CONFIGFILE,
         data=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.checkpoint),
@@ -36,16 +36,16 @@ ruleorder: encode_latents_eval > encode_latents
 
 rule encode_latents:
     input:
-        shard=f"{RESULTS}/data/shards/{{split}}-{{i}}.h5",
-        vqvae=f"{RESULTS}/vqvae/checkpoint.pt",
-        manifest=f"{RESULTS}/data/manifest.csv",
+        shard=LAYOUT.data_shard("{split}", "{i}"),
+        vqvae=LAYOUT.vqvae_checkpoint,
+        manifest=LAYOUT.manifest,
     output:
-        f"{RESULTS}/latents/{{split}}/shard-{{i}}.h5",
+        LAYOUT.latent_shard("{split}", "{i}"),
     wildcard_constraints:
         split=r"[^/]+",
         i=r"\d{5}",
     log:
-        f"{RESULTS}/logs/encode/{{split}}-{{i}}.log",
+        LAYOUT.log("encode/{split}-{i}"),
     conda:
         "../../envs/torch.yaml"
     threads: rule_threads("encode_latents")
@@ -60,16 +60,16 @@ rule encode_latents:
 
 rule encode_latents_eval:
     input:
-        shard=f"{RESULTS}/data/shards/{EVAL_SPLIT_VQ}-{{i}}.h5",
-        vqvae=f"{RESULTS}/vqvae/checkpoint.pt",
-        manifest=f"{RESULTS}/data/manifest.csv",
+        shard=LAYOUT.data_shard(EVAL_SPLIT_VQ, "{i}"),
+        vqvae=LAYOUT.vqvae_checkpoint,
+        manifest=LAYOUT.manifest,
     output:
-        shard=f"{RESULTS}/latents/{EVAL_SPLIT_VQ}/shard-{{i}}.h5",
-        recon=f"{RESULTS}/latents/{EVAL_SPLIT_VQ}/recon-{{i}}.h5",
+        shard=LAYOUT.latent_shard(EVAL_SPLIT_VQ, "{i}"),
+        recon=LAYOUT.recon_shard(EVAL_SPLIT_VQ, "{i}"),
     wildcard_constraints:
         i=r"\d{5}",
     log:
-        f"{RESULTS}/logs/encode/{EVAL_SPLIT_VQ}-{{i}}.log",
+        LAYOUT.log(f"encode/{EVAL_SPLIT_VQ}-{{i}}"),
     conda:
         "../../envs/torch.yaml"
     threads: rule_threads("encode_latents")

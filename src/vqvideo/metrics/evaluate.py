@@ -280,9 +280,9 @@ def sanity(comparisons: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------- stage
 def _paths(cfg) -> dict[str, Path]:
-    res, split = cfg.results_dir, cfg.evaluation.split
-    return {"samples": res / "samples", "copy_last": res / "baselines" / "copy_last",
-            "recon": res / "latents" / split, "data": res / "data", "cache": res / "evaluation" / "features"}
+    layout = cfg.layout
+    return {"samples": layout.samples, "copy_last": layout.copy_last, "recon": layout.latents / cfg.evaluation.split,
+            "data": layout.data, "cache": layout.feature_cache}
 
 
 def _setup(cfg):
@@ -346,7 +346,7 @@ def evaluate_fvd(cfg, resolution: int) -> dict:
     comp = _comparisons(feats, clip_of, folds)
     out = _fvd_json(cfg, resolution, sets, comp, folds, n_frames)
     out["seconds"] = {"features": seconds}
-    atomic_write_text(cfg.results_dir / f"fvd_{resolution}.json", json.dumps(out, indent=2) + "\n")
+    atomic_write_text(cfg.layout.fvd(resolution), json.dumps(out, indent=2) + "\n")
     return out
 
 
@@ -463,7 +463,7 @@ def evaluate_quality(cfg) -> dict:
         "ssim": "Wang et al. 2004, 11x11 Gaussian (sigma 1.5), per frame and channel, valid window",
         "config_hash": cfg.hash,
     }
-    atomic_write_text(cfg.results_dir / "quality.json", json.dumps(out, indent=2) + "\n")
+    atomic_write_text(cfg.layout.quality, json.dumps(out, indent=2) + "\n")
     return out
 
 

@@ -27,7 +27,7 @@ def copy_last(clips: np.ndarray, cond_frames: int) -> np.ndarray:
 
 
 def copy_last_dir(cfg: Config) -> Path:
-    return cfg.results_dir / "baselines" / "copy_last"
+    return cfg.layout.copy_last
 
 
 def run_copy_last(cfg: Config, shard: int | None = None) -> list[Path]:
@@ -44,13 +44,13 @@ def run_copy_last(cfg: Config, shard: int | None = None) -> list[Path]:
         raise ValueError(f"shard {shard} asked for; the data shards of split {split!r} are {sorted(groups)}")
     written = []
     for i in groups if shard is None else [shard]:
-        path = copy_last_dir(cfg) / f"shard-{i:05d}.h5"
+        path = cfg.layout.copy_last_shard(i)
         if not path.exists():
             rows = groups[i]
             if rows:
                 videos = copy_last(load_frames(cfg.results, rows), cfg.sampling.cond_frames)
             else:
-                with h5py.File(data_dir(cfg.results) / "shards" / f"{split}-{i:05d}.h5", "r") as f:
+                with h5py.File(cfg.layout.data_shard(split, i), "r") as f:
                     videos = np.zeros((0, *f["clips"].shape[1:]), dtype=np.uint8)
             write_shard(
                 path,

@@ -13,9 +13,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from vqvideo.layout import Layout
+
 
 def data_dir(results: str | Path) -> Path:
-    return Path(results) / "data"
+    return Layout(results).data
 
 
 def read_manifest(results: str | Path) -> list[dict]:

@@ -63,9 +63,9 @@ def file_hash(path: str | Path) -> str:
 
 
 def checkpoint_paths(cfg: Config) -> dict[str, Path]:
-    r = cfg.results_dir
-    return {"vqvae": r / "vqvae" / "checkpoint.pt", "top_prior": r / "priors" / "top" / "checkpoint.pt",
-            "bottom_prior": r / "priors" / "bottom" / "checkpoint.pt"}
+    layout = cfg.layout
+    return {"vqvae": layout.vqvae_checkpoint, "top_prior": layout.prior_checkpoint("top"),
+            "bottom_prior": layout.prior_checkpoint("bottom")}
 
 
 class Models:
@@ -148,15 +148,15 @@ def tokens_per_video(top_shape, bottom_shape, cond_top: int = 1, cond_bottom: in
 
 # --------------------------------------------------------------------------------------------- shards
 def samples_dir(cfg: Config) -> Path:
-    return cfg.results_dir / "samples"
+    return cfg.layout.samples
 
 
 def latent_shard_path(cfg: Config, shard: int) -> Path:
-    return cfg.results_dir / "latents" / cfg.evaluation.split / f"shard-{shard:05d}.h5"
+    return cfg.layout.latent_shard(cfg.evaluation.split, shard)
 
 
 def latent_shard_numbers(cfg: Config) -> list[int]:
-    folder = cfg.results_dir / "latents" / cfg.evaluation.split
+    folder = cfg.layout.latents / cfg.evaluation.split
     return [int(p.stem.rsplit("-", 1)[1]) for p in list_shards(folder, "shard-*.h5")]
 
 
@@ -302,7 +302,7 @@ def run_sampling(cfg: Config, shard: int | None = None) -> list[Path]:
     device = resolve_device(cfg.sampling.device)
     shards = latent_shard_numbers(cfg) if shard is None else [shard]
     if not shards:
-        raise FileNotFoundError(f"no latent shards in {cfg.results_dir / 'latents' / cfg.evaluation.split}")
+        raise FileNotFoundError(f"no latent shards in {cfg.layout.latents / cfg.evaluation.split}")
     models = Models(cfg, device)
     written = []
     for i in shards:
