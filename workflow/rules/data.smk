@@ -28,7 +28,7 @@ if config["footage"]["enabled"]:
         output:
             directory(config["data"]["videos"]),
         log:
-            f"{RESULTS}/logs/fetch_footage.log",
+            LAYOUT.log("fetch_footage"),
         params:
             configfile=CONFIGFILE,
         conda:
