@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqvideo.data.prepare import Params, _process_video, discover
+from vqvideo.data.prepare import Params, discover, process_video
 from vqvideo.data.video import is_image_file, is_video_file
 from vqvideo.errors import UserError
 
@@ -149,7 +149,7 @@ def reconstruct(checkpoint: str | Path, videos: list[str | Path], out: str | Pat
     every = math.ceil(params.frames / params.stride)
     entries, rejects, all_values, names = [], [], {k: [] for k in METRICS}, set()
     for path in files:
-        clips, starts, _, reason = _process_video((str(path), params))
+        clips, starts, _, reason = process_video(str(path), params)
         if clips is None:
             print(f"reconstruct: {path}: skipped: {reason}", file=sys.stderr)
             rejects.append({"path": str(path), "reason": reason})

@@ -6,7 +6,7 @@ import pytest
 
 from vqvideo.cli import main as cli_main
 from vqvideo.data.datasets import load_clips, read_manifest
-from vqvideo.data.prepare import prepare_data
+from vqvideo.data.prepare import Params, prepare_data
 
 
 @pytest.mark.slow
@@ -32,7 +32,7 @@ def test_make_demo_data_is_deterministic_and_varied(tmp_path):
 
 def test_demo_videos_give_moving_clips(tmp_path):
     cli_main(["make-demo-data", "--out", str(tmp_path / "v"), "--n-videos", "4"])
-    assert prepare_data(tmp_path / "v", tmp_path / "out", frames=16, fps=25, resolution=64, stride=16) == 0
+    assert prepare_data(tmp_path / "v", tmp_path / "out", Params(frames=16, fps=25, resolution=64, stride=16)) == 0
     rows = read_manifest(tmp_path / "out")
     assert {r["split"] for r in rows} == {"train", "val"}
     clips = load_clips(tmp_path / "out", list(range(len(rows)))).astype(np.float32)

@@ -17,12 +17,13 @@ from torch.utils.data import DataLoader
 
 from vqvideo.cli import main as cli_main
 from vqvideo.data.datasets import ClipDataset, load_clips, read_manifest
-from vqvideo.data.prepare import prepare_data
+from vqvideo.data.prepare import Params, prepare_data
 from vqvideo.data.shards import list_shards
 from vqvideo.data.video import load_frames
 from video_helpers import index_frame, read_index, write_audio_only, write_index_video, write_video
 
-SETTINGS = dict(frames=8, fps=25, resolution=32, stride=8, shard_size=4)
+CLIPS = Params(frames=8, fps=25, resolution=32, stride=8)
+SETTINGS = dict(shard_size=4)
 
 
 def moving_frames(n, w=64, h=48, seed=0):
@@ -57,7 +58,7 @@ def all_clips(out):
 
 def test_manifest_matches_shards(videos, tmp_path):
     out = tmp_path / "out"
-    assert prepare_data(videos, out, **SETTINGS, workers=1) == 0
+    assert prepare_data(videos, out, CLIPS, **SETTINGS, workers=1) == 0
     rows = read_manifest(out)
     by_source = {}
     for r in rows:
@@ -96,8 +97,8 @@ def test_manifest_matches_shards(videos, tmp_path):
 
 def test_deterministic_and_parallel_gives_the_same_bytes(videos, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    assert prepare_data(videos, a, **SETTINGS, workers=1) == 0
-    assert prepare_data(videos, b, **SETTINGS, workers=2) == 0
+    assert prepare_data(videos, a, CLIPS, **SETTINGS, workers=1) == 0
+    assert prepare_data(videos, b, CLIPS, **SETTINGS, workers=2) == 0
     assert (a / "manifest.csv").read_bytes() == (b / "manifest.csv").read_bytes()
     assert [p.name for p in list_shards(a / "shards")] == [p.name for p in list_shards(b / "shards")]
     np.testing.assert_array_equal(all_clips(a), all_clips(b))
@@ -116,7 +117,7 @@ def test_bad_inputs_are_rejected_with_reasons(videos, tmp_path):
     (bad / "train" / "codec.mp4").write_bytes(good.replace(b"avc1", b"zzzz"))
     os.symlink(bad / "nowhere.mp4", bad / "train" / "unreadable.mp4")
     (bad / "train" / "notes.txt").write_text("not a video")
-    assert prepare_data(bad, tmp_path / "out", **SETTINGS) == 0  # bad inputs are never fatal
+    assert prepare_data(bad, tmp_path / "out", CLIPS, **SETTINGS) == 0  # bad inputs are never fatal
     reasons = {r["source"]: r["reason"] for r in read_csv(tmp_path / "out" / "rejects.csv")}
     expected = {"train/zero.mp4": "empty file (0 bytes)",
                 "train/random.mp4": "not a readable video",
@@ -135,7 +136,7 @@ def test_bad_inputs_are_rejected_with_reasons(videos, tmp_path):
 def test_every_input_failing_exits_nonzero(tmp_path, capsys):
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "empty.mp4").touch()
-    assert prepare_data(tmp_path / "v", tmp_path / "out", **SETTINGS) == 1
+    assert prepare_data(tmp_path / "v", tmp_path / "out", CLIPS, **SETTINGS) == 1
     assert "rejected 1 inputs" in capsys.readouterr().out
     assert read_csv(tmp_path / "out" / "rejects.csv")[0]["reason"] == "empty file (0 bytes)"
 
@@ -148,7 +149,7 @@ def test_truncated_faststart_mp4(tmp_path):
     data = fast.read_bytes()
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "cut.mp4").write_bytes(data[: len(data) // 2])
-    prepare_data(tmp_path / "in", tmp_path / "out", **SETTINGS)
+    prepare_data(tmp_path / "in", tmp_path / "out", CLIPS, **SETTINGS)
     assert "truncated" in read_csv(tmp_path / "out" / "rejects.csv")[0]["reason"]
 
 
@@ -162,7 +163,7 @@ def test_kinetics_annotations(tmp_path):
                         "dancing,abc,10,20,train\n"
                         "dancing,xyz,0,10,validate\n"
                         "dancing,gone,0,10,train\n")
-    assert prepare_data(root, tmp_path / "out", **SETTINGS, annotations=csv_path) == 0
+    assert prepare_data(root, tmp_path / "out", CLIPS, **SETTINGS, annotations=csv_path) == 0
     rows = read_manifest(tmp_path / "out")
     assert {(r["source"], r["split"], r["label"]) for r in rows} == {
         ("train/dancing/abc_000010_000020.mp4", "train", "dancing"),
@@ -179,7 +180,7 @@ def test_frame_folders(tmp_path):
         folder.mkdir(parents=True)
         for i in range(12):
             Image.fromarray(index_frame(i)).save(folder / f"{i}.png")
-    assert prepare_data(tmp_path / "bair", tmp_path / "out", **SETTINGS, frame_folder_fps=10) == 0
+    assert prepare_data(tmp_path / "bair", tmp_path / "out", Params(8, 25, 32, 8, frame_folder_fps=10), **SETTINGS) == 0
     rows = read_manifest(tmp_path / "out")
     assert [r["source"] for r in rows] == ["traj_0"] * 3 + ["traj_1"] * 3  # 1.2 s at 10 fps -> 30 frames
     clip = load_clips(tmp_path / "out", [1])[0]
@@ -188,7 +189,7 @@ def test_frame_folders(tmp_path):
 
 def test_dataset_with_workers_and_load_clips(videos, tmp_path):
     out = tmp_path / "out"
-    prepare_data(videos, out, **SETTINGS)
+    prepare_data(videos, out, CLIPS, **SETTINGS)
     ds = ClipDataset(out, "train")
     assert len(ds) == 15 and ds[0].dtype == torch.uint8 and ds[0].shape == (8, 32, 32, 3)
     loader = DataLoader(ds, batch_size=4, num_workers=2)
@@ -203,12 +204,12 @@ def test_killed_run_resumes(tmp_path):
     root = tmp_path / "videos"
     for i in range(6):
         write_video(root / f"v{i}.mp4", moving_frames(50, 320, 240, seed=i))
-    settings = dict(frames=8, fps=25, resolution=32, stride=8, shard_size=6, max_clips_per_video=6)
+    clip = dict(frames=8, fps=25, resolution=32, stride=8, max_clips_per_video=6)
     reference = tmp_path / "reference"
-    prepare_data(root, reference, **settings)
+    prepare_data(root, reference, Params(**clip), shard_size=6)
     out = tmp_path / "out"
-    code = (f"import sys; from vqvideo.data.prepare import prepare_data; "
-            f"sys.exit(prepare_data({str(root)!r}, {str(out)!r}, **{settings!r}))")
+    code = (f"import sys; from vqvideo.data.prepare import Params, prepare_data; "
+            f"sys.exit(prepare_data({str(root)!r}, {str(out)!r}, Params(**{clip!r}), shard_size=6))")
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     first = out / "shards" / "train-00000.h5"
     deadline = time.time() + 60
@@ -220,7 +221,7 @@ def test_killed_run_resumes(tmp_path):
     assert 1 <= len(done) < 6, "the run should have been killed part way"
     assert not (out / "manifest.csv").exists()
     stamp = first.stat().st_mtime_ns, first.stat().st_ino
-    assert prepare_data(root, out, **settings) == 0
+    assert prepare_data(root, out, Params(**clip), shard_size=6) == 0
     assert (first.stat().st_mtime_ns, first.stat().st_ino) == stamp  # not redone
     assert (out / "manifest.csv").read_bytes() == (reference / "manifest.csv").read_bytes()
     np.testing.assert_array_equal(all_clips(out), all_clips(reference))

@@ -15,6 +15,9 @@ a run of consecutive videos of one split, about ``shard_size`` clips), then deco
 order. A shard is written (atomically) as soon as its videos are done. A rerun skips every shard whose file and
 record exist with the same plan hash, so a killed run resumes where it stopped and never exposes a half-written
 shard. The same inputs and settings always give byte-identical clips.
+
+:func:`cut_clips` (one video -> its clips, with the settings :class:`Params`) is the part that any other reader of
+videos, e.g. ``vqvideo reconstruct``, shares with this stage.
 """
 
 from __future__ import annotations
@@ -57,12 +60,15 @@ class Source:
 
 @dataclass(frozen=True)
 class Params:
-    frames: int
-    fps: float
-    resolution: int
-    stride: int
-    max_clips_per_video: int | None
-    frame_folder_fps: float
+    """How a video is cut into clips: ``frames`` frames at ``fps``, ``resolution`` square, a clip every ``stride``
+    frames (at most ``max_clips_per_video``); a folder of frames plays at ``frame_folder_fps``."""
+
+    frames: int = 16
+    fps: float = 25
+    resolution: int = 64
+    stride: int = 16
+    max_clips_per_video: int | None = None
+    frame_folder_fps: float = 25
 
 
 # --------------------------------------------------------------------------------------------- discovery
@@ -205,24 +211,33 @@ def _group_key(group: Group, params: Params) -> str:
 
 
 # --------------------------------------------------------------------------------------------- workers
-def _process_video(task: tuple[str, Params]) -> tuple[np.ndarray | None, list[int], str | None, str | None]:
-    """Decode one input into clips: ``(clips [n, T, R, R, 3] or None, start frames, reject kind, reason)``."""
-    path, p = task
+def cut_clips(path: str | Path, p: Params) -> tuple[np.ndarray, list[int]]:
+    """Decode one input and cut it into clips as the data stage does: ``(clips [n, T, R, R, 3] uint8, start
+    frames)``. Raises :class:`VideoError` (e.g. ``too-short``) for an input that gives no clip."""
+    frames = load_frames(path, p.fps, p.resolution, frames_needed(p.frames, p.stride, p.max_clips_per_video),
+                         frame_folder_fps=p.frame_folder_fps)
+    starts = clip_starts(len(frames), p.frames, p.stride, p.max_clips_per_video)
+    if not starts:
+        need = p.frames / p.fps
+        raise VideoError("too-short", f"too short: {len(frames)} frames at {p.fps:g} fps "
+                                      f"({len(frames) / p.fps:.2f} s); one clip needs {p.frames} frames "
+                                      f"({need:.2f} s)")
+    return np.stack([frames[s:s + p.frames] for s in starts]), starts
+
+
+def process_video(path: str | Path, p: Params) -> tuple[np.ndarray | None, list[int], str | None, str | None]:
+    """:func:`cut_clips` that never raises: ``(clips or None, start frames, reject kind, reason)``."""
     try:
-        frames = load_frames(path, p.fps, p.resolution, frames_needed(p.frames, p.stride, p.max_clips_per_video),
-                             frame_folder_fps=p.frame_folder_fps)
-        starts = clip_starts(len(frames), p.frames, p.stride, p.max_clips_per_video)
-        if not starts:
-            need = p.frames / p.fps
-            raise VideoError("too-short", f"too short: {len(frames)} frames at {p.fps:g} fps "
-                                          f"({len(frames) / p.fps:.2f} s); one clip needs {p.frames} frames "
-                                          f"({need:.2f} s)")
-        clips = np.stack([frames[s:s + p.frames] for s in starts])
+        clips, starts = cut_clips(path, p)
         return clips, starts, None, None
     except VideoError as e:
         return None, [], e.kind, e.reason
     except Exception as e:  # never let one input kill the run
         return None, [], "error", f"unexpected error while reading: {type(e).__name__}: {e}"
+
+
+def _process_task(task: tuple[str, Params]):
+    return process_video(*task)
 
 
 def _probe(task: tuple[str, Params]) -> int:
@@ -300,66 +315,71 @@ def _csv(header: list[str], rows) -> str:
     return buf.getvalue()
 
 
-def prepare_data(videos: str | Path, out: str | Path, *, frames: int = 16, fps: float = 25, resolution: int = 64,
-                 stride: int = 16, max_clips_per_video: int | None = None, frame_folder_fps: float = 25,
-                 shard_size: int = 512, workers: int = 1, default_split: str = "train",
-                 annotations: str | Path | None = None) -> int:
+def prepare_data(videos: str | Path, out: str | Path, clips: Params = Params(), *, shard_size: int = 512,
+                 workers: int = 1, default_split: str = "train", annotations: str | Path | None = None) -> int:
     """Run the data stage (see the module docstring). Returns the exit status: 1 when no input gave a clip."""
     videos, out = Path(videos), Path(out)
     if not videos.is_dir():
         print(f"prepare-data: videos folder not found: {videos}", file=sys.stderr)
         return 1
-    params = Params(frames, float(fps), resolution, stride, max_clips_per_video, float(frame_folder_fps))
+    params = Params(clips.frames, float(clips.fps), clips.resolution, clips.stride, clips.max_clips_per_video,
+                    float(clips.frame_folder_fps))
     sources, stray = discover(videos, default_split, annotations)
     stray_rejects = [[rel, reason, "not-video" if "not a video" in reason else "missing"] for rel, reason in stray]
-
-    estimates = None
-    if max_clips_per_video is None and sources:
-        # headers only (milliseconds a video): processes pay off only for many inputs
-        estimates = list(_map(_probe, [(s.path, params) for s in sources], workers if len(sources) > 500 else 1,
-                              "probing", "video"))
-    groups = plan_shards(sources, params, shard_size, estimates)
-
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    for tmp in (out / "shards").glob(".*.tmp"):  # a killed run's temporary shard
-        tmp.unlink(missing_ok=True)
-    records: dict[str, dict] = {}
-    todo = []
-    for g in groups:
-        record = _done(g, out)
-        if record is not None:
-            records[g.name] = record
-        else:
-            todo.append(g)
-    if records:
-        print(f"prepare-data: {len(records)} of {len(groups)} shards already done, skipping them", file=sys.stderr)
-
-    tasks = [(s.path, params) for g in todo for s in g.sources]
-    results = _map(_process_video, tasks, workers, "decoding", "video")
-    for g in todo:
-        done = [next(results) for _ in g.sources]
-        records[g.name] = _finish_group(g, done, params, out)
-    results.close()  # ends the worker pool
-
-    # drop shards and records this plan does not make (e.g. left from a run with other settings)
-    names = {g.name for g in groups if records[g.name]["rows"]}
-    for shard in list_shards(out / "shards"):
-        if _SHARD_NAME.match(shard.name) and shard.stem not in names:
-            shard.unlink()
-    for record_file in (out / ".prepare").glob("*.json") if (out / ".prepare").exists() else []:
-        if record_file.stem not in {g.name for g in groups}:
-            record_file.unlink()
-
+    groups = plan_shards(sources, params, shard_size, _estimates(sources, params, workers))
+    records = _make_shards(groups, params, out, workers)
     rows = [r for g in groups for r in records[g.name]["rows"]]
     rejects = sorted(stray_rejects + [r for g in groups for r in records[g.name]["rejects"]])
     atomic_write_text(out / "rejects.csv", _csv(REJECT_COLUMNS, [r[:2] for r in rejects]))
     atomic_write_text(out / "manifest.csv", _csv(MANIFEST_COLUMNS, rows))
+    _report(rows, rejects, len(sources) + len(stray_rejects), len({g.name for g in groups if records[g.name]["rows"]}),
+            videos, out)
+    return 0 if rows else 1
 
-    n_inputs = len(sources) + len(stray_rejects)
+
+def _estimates(sources: list[Source], params: Params, workers: int) -> list[int] | None:
+    """Clips per input from declared durations, to plan shards (not needed with ``max_clips_per_video``)."""
+    if params.max_clips_per_video is not None or not sources:
+        return None
+    # headers only (milliseconds a video): processes pay off only for many inputs
+    return list(_map(_probe, [(s.path, params) for s in sources], workers if len(sources) > 500 else 1,
+                     "probing", "video"))
+
+
+def _make_shards(groups: list[Group], params: Params, out: Path, workers: int) -> dict[str, dict]:
+    """Decode the groups whose shard is not done yet, write their shards; drop what this plan does not make.
+    Returns every group's record ``{"key", "rows", "rejects"}`` by name."""
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    for tmp in (out / "shards").glob(".*.tmp"):  # a killed run's temporary shard
+        tmp.unlink(missing_ok=True)
+    records = {g.name: r for g in groups if (r := _done(g, out)) is not None}
+    if records:
+        print(f"prepare-data: {len(records)} of {len(groups)} shards already done, skipping them", file=sys.stderr)
+    todo = [g for g in groups if g.name not in records]
+    results = _map(_process_task, [(s.path, params) for g in todo for s in g.sources], workers, "decoding", "video")
+    for g in todo:
+        records[g.name] = _finish_group(g, [next(results) for _ in g.sources], params, out)
+    results.close()  # ends the worker pool
+    _drop_stale(out, {g.name for g in groups if records[g.name]["rows"]}, {g.name for g in groups})
+    return records
+
+
+def _drop_stale(out: Path, shards: set[str], planned: set[str]) -> None:
+    """Remove shards and records this plan does not make (e.g. left from a run with other settings)."""
+    for shard in list_shards(out / "shards"):
+        if _SHARD_NAME.match(shard.name) and shard.stem not in shards:
+            shard.unlink()
+    for record_file in (out / ".prepare").glob("*.json") if (out / ".prepare").exists() else []:
+        if record_file.stem not in planned:
+            record_file.unlink()
+
+
+def _report(rows: list, rejects: list, n_inputs: int, n_shards: int, videos: Path, out: Path) -> None:
+    """What the stage made and what it rejected (the first ten reasons), on stdout; no clip at all on stderr."""
     used = len({(r[5], r[2]) for r in rows})
     per_split = Counter(r[5] for r in rows)
     print(f"prepare-data: {len(rows)} clips ({', '.join(f'{k}: {v}' for k, v in sorted(per_split.items())) or 'none'})"
-          f" from {used} of {n_inputs} inputs into {len(names)} shards in {out / 'shards'}")
+          f" from {used} of {n_inputs} inputs into {n_shards} shards in {out / 'shards'}")
     if rejects:
         kinds = Counter(r[2] for r in rejects)
         print(f"prepare-data: rejected {len(rejects)} inputs "
@@ -371,5 +391,3 @@ def prepare_data(videos: str | Path, out: str | Path, *, frames: int = 16, fps: 
     if not rows:
         print("prepare-data: no input gave a clip" + (f" (no videos found in {videos})" if not n_inputs else ""),
               file=sys.stderr)
-        return 1
-    return 0
