@@ -152,6 +152,14 @@ def add_sample(sub):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--max-clips", type=int, default=None)
     p.add_argument("--device", default=None, help="auto, cpu, cuda, ...")
+    # the rules pass every path they declare; each defaults to the layout's (with --shard)
+    p.add_argument("--manifest", type=Path, default=None, help=f"clip manifest (default: {RESULTS.manifest})")
+    p.add_argument("--latents", type=Path, default=None, help="latent shard (default: the layout's, of --shard)")
+    for level in ("vqvae", "top", "bottom"):
+        p.add_argument(f"--{level}", type=Path, default=None, help=f"{level} checkpoint (default: the layout's)")
+    p.add_argument("--out", type=Path, default=None, help="the shard written (with --shard; default: the layout's)")
+    p.add_argument("--gif", type=Path, default=None, help="its grid GIF (default: beside the layout's shard)")
+    p.add_argument("--mp4", type=Path, default=None, help="its grid MP4 (default: beside the layout's shard)")
 
     def run(args):
         copy = args.method == "copy-last"
@@ -164,11 +172,12 @@ def add_sample(sub):
             if copy:
                 from vqvideo.sampling.baseline import run_copy_last
 
-                paths = run_copy_last(cfg, args.shard)
+                paths = run_copy_last(cfg, args.shard, args.manifest, args.out)
             else:
                 from vqvideo.sampling.pipeline import run_sampling
 
-                paths = run_sampling(cfg, args.shard)
+                paths = run_sampling(cfg, args.shard, _shard_paths(cfg, args),
+                                     {"vqvae": args.vqvae, "top_prior": args.top, "bottom_prior": args.bottom})
         except (ValueError, FileNotFoundError) as e:  # missing checkpoints/shards: a sentence, not a traceback
             print(f"vqvideo sample: {e}", file=sys.stderr)
             return 1
@@ -177,6 +186,23 @@ def add_sample(sub):
         return 0
 
     p.set_defaults(func=run)
+
+
+def _shard_paths(cfg: Config, args: argparse.Namespace):
+    """The sample shard's paths given on the command line over the layout's (None when none is given)."""
+    from dataclasses import replace
+
+    from vqvideo.sampling.pipeline import ShardPaths
+
+    given = {"latents": args.latents, "data": args.manifest.parent if args.manifest else None, "out": args.out,
+             "gif": args.gif, "mp4": args.mp4}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return None
+    if args.shard is None:
+        flags = ", ".join("--manifest" if k == "data" else f"--{k}" for k in given)
+        raise UserError(f"{flags} name one shard's files: give --shard too")
+    return replace(ShardPaths.of(cfg, args.shard), **given)
 
 
 def add_predict(sub):
@@ -400,12 +426,26 @@ def add_evaluate(sub):
     p.add_argument("--resolution", type=int, default=None, help="compute RESULTS/fvd_{R}.json for this R")
     p.add_argument("--quality", action="store_true", help="compute RESULTS/quality.json")
     p.add_argument("--device", default=None, help="evaluation.device")
+    # the rules pass every path they declare; each defaults to the layout's
+    p.add_argument("--samples", type=Path, nargs="*", default=None, help=f"sample shards (default: {RESULTS.samples}/)")
+    p.add_argument("--copy-last", dest="copy_last", type=Path, nargs="*", default=None,
+                   help=f"copy-last shards (default: {RESULTS.copy_last}/)")
+    p.add_argument("--recon", type=Path, nargs="*", default=None, help="reconstruction shards of the evaluation "
+                   f"split (default: {RESULTS.latents}/SPLIT/recon-*.h5)")
+    p.add_argument("--manifest", type=Path, default=None, help=f"clip manifest (default: {RESULTS.manifest})")
+    p.add_argument("--out", type=Path, default=None, help="the JSON written, with --resolution or --quality "
+                   f"(default: {RESULTS.fvd('R')} or {RESULTS.quality})")
 
     def run(args):
-        from vqvideo.metrics.evaluate import evaluate
+        from dataclasses import replace
+
+        from vqvideo.metrics.evaluate import EvalPaths, evaluate
 
         cfg = _load(args, {"device": "evaluation.device"})
-        evaluate(cfg, args.resolution, args.quality)
+        given = {"samples": args.samples, "copy_last": args.copy_last, "recon": args.recon,
+                 "data": args.manifest.parent if args.manifest else None}
+        paths = replace(EvalPaths.of(cfg), **{k: v for k, v in given.items() if v is not None})
+        evaluate(cfg, args.resolution, args.quality, paths, args.out)
         return 0
 
     p.set_defaults(func=run)
@@ -414,12 +454,14 @@ def add_evaluate(sub):
 def add_report_tables(sub):
     p = _parser(sub, "report-tables", "FVD and quality tables (HTML) for snakemake --report, from RESULTS/fvd_*.json")
     p.add_argument("--out", type=Path, default=None, help=f"HTML file (default: {RESULTS.report_tables})")
+    p.add_argument("--fvd", type=Path, nargs="+", default=None, help=f"fvd JSONs (default: {RESULTS.root}/fvd_*.json)")
+    p.add_argument("--quality", type=Path, default=None, help=f"quality JSON (default: {RESULTS.quality})")
 
     def run(args):
         from vqvideo.report_tables import report_tables
 
         cfg = _load(args, {})
-        print(report_tables(cfg.results_dir, args.out or cfg.layout.report_tables))
+        print(report_tables(cfg.results_dir, args.out or cfg.layout.report_tables, args.fvd, args.quality))
         return 0
 
     p.set_defaults(func=run)

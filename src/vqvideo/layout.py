@@ -23,11 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PRIOR_LEVELS = ("top", "bottom")
+# inside a data folder (RESULTS/data, or any --out of prepare-data): the manifest and the clip shards
+MANIFEST = "manifest.csv"
+SHARDS = "shards"
 
 
 def shard_name(i: int | str) -> str:
     """``3`` -> ``"00003"``; a string (a wildcard such as ``"{i}"``, or ``"00003"``) stays as it is."""
     return f"{i:05d}" if isinstance(i, int) else str(i)
+
+
+def data_shard(data: str | Path, split: str, i: int | str) -> Path:
+    """Clip shard ``i`` of ``split`` in the data folder ``data``."""
+    return Path(data) / SHARDS / f"{split}-{shard_name(i)}.h5"
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class Layout:
 
     @property
     def manifest(self) -> Path:
-        return self.data / "manifest.csv"
+        return self.data / MANIFEST
 
     @property
     def rejects(self) -> Path:
@@ -54,10 +62,10 @@ class Layout:
 
     @property
     def data_shards(self) -> Path:
-        return self.data / "shards"
+        return self.data / SHARDS
 
     def data_shard(self, split: str, i: int | str) -> Path:
-        return self.data_shards / f"{split}-{shard_name(i)}.h5"
+        return data_shard(self.data, split, i)
 
     # ------------------------------------------------------------------------------------------- VQ-VAE
     @property

@@ -90,13 +90,16 @@ def render(fvd: list[dict], quality: dict | None) -> str:
     return "".join(parts)
 
 
-def report_tables(results: str | Path, out: str | Path) -> Path:
-    """Write ``out`` from ``results``/fvd_*.json and quality.json (if there); return ``out``."""
+def report_tables(results: str | Path, out: str | Path, fvd_files: list[Path] | None = None,
+                  quality_file: Path | None = None) -> Path:
+    """Write ``out`` from ``fvd_files`` and ``quality_file`` (if there; defaults: ``results``/fvd_*.json and
+    quality.json); return ``out``."""
     results = Path(results)
-    fvd = [json.loads(p.read_text()) for p in sorted(results.glob("fvd_*.json"))]
+    files = sorted(results.glob("fvd_*.json") if fvd_files is None else map(Path, fvd_files))
+    fvd = [json.loads(Path(p).read_text()) for p in files]
     if not fvd:
         raise FileNotFoundError(f"no fvd_*.json in {results} (run vqvideo evaluate first)")
-    q = results / "quality.json"
+    q = Path(quality_file) if quality_file else results / "quality.json"
     quality = json.loads(q.read_text()) if q.is_file() else None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

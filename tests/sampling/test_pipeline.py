@@ -87,6 +87,17 @@ def test_copy_last_command_writes_sample_shard_layout(tmp_path):
     assert np.array_equal(read_shard(shards[1])[0]["videos"], before)
 
 
+def test_copy_last_reads_and_writes_the_paths_it_is_given(tmp_path):
+    """As the rule runs it: the manifest and the output named, nothing read from or written to the layout."""
+    clips = _make_clip_data(tmp_path / "elsewhere")
+    out = tmp_path / "out" / "copy-1.h5"
+    assert main(["sample", "--method", "copy-last", "--shard", "1", "--configfile", str(_config(tmp_path)),
+                 "--manifest", str(tmp_path / "elsewhere" / "data" / "manifest.csv"), "--out", str(out)]) == 0
+    arrays, _ = read_shard(out)
+    assert arrays["clip"].tolist() == [6, 7] and np.array_equal(arrays["videos"][:, :4], clips[[6, 7], :4])
+    assert not (tmp_path / "results").exists()
+
+
 def test_sample_without_latents_or_checkpoints_says_so(tmp_path, capsys):
     _make_clip_data(tmp_path / "results")
     assert main(["sample", "--configfile", str(_config(tmp_path))]) == 1

@@ -25,7 +25,9 @@ rule fvd:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "vqvideo evaluate --configfile {params.configfile} --resolution {wildcards.resolution} > {log} 2>&1"
+        "vqvideo evaluate --configfile {params.configfile} --resolution {wildcards.resolution} "
+        "--samples {input.samples} --copy-last {input.copy_last} --recon {input.recon} --manifest {input.manifest} "
+        "--out {output} > {log} 2>&1"
 
 
 rule quality:
@@ -45,4 +47,5 @@ rule quality:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "vqvideo evaluate --configfile {params.configfile} --quality > {log} 2>&1"
+        "vqvideo evaluate --configfile {params.configfile} --quality --samples {input.samples} "
+        "--copy-last {input.copy_last} --manifest {input.manifest} --out {output} > {log} 2>&1"

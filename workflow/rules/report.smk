@@ -18,4 +18,5 @@ rule report_tables:
     conda:
         "../../envs/data.yaml"
     shell:
-        "vqvideo report-tables --configfile {params.configfile} --out {output} > {log} 2>&1"
+        "vqvideo report-tables --configfile {params.configfile} --fvd {input.fvd} --quality {input.quality} "
+        "--out {output} > {log} 2>&1"

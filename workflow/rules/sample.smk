@@ -27,7 +27,9 @@ rule sample:
     params:
         configfile=CONFIGFILE,
     shell:
-        "vqvideo sample --configfile {params.configfile} --shard {wildcards.i} > {log} 2>&1"
+        "vqvideo sample --configfile {params.configfile} --shard {wildcards.i} --latents {input.latents} "
+        "--manifest {input.manifest} --vqvae {input.vqvae} --top {input.top} --bottom {input.bottom} "
+        "--out {output.shard} --gif {output.gif} --mp4 {output.mp4} > {log} 2>&1"
 
 
 rule copy_last_baseline:
@@ -48,4 +50,5 @@ rule copy_last_baseline:
     params:
         configfile=CONFIGFILE,
     shell:
-        "vqvideo sample --method copy-last --configfile {params.configfile} --shard {wildcards.i} > {log} 2>&1"
+        "vqvideo sample --method copy-last --configfile {params.configfile} --shard {wildcards.i} "
+        "--manifest {input.manifest} --out {output} > {log} 2>&1"

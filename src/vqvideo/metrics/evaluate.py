@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vqvideo.data.datasets import read_manifest
+from vqvideo.data.datasets import ClipReader
 from vqvideo.data.shards import atomic_write_text, list_shards
 from vqvideo.metrics import fvd as F
 from vqvideo.metrics.i3d import MIN_FRAMES, load_i3d, weights_info
@@ -83,9 +83,8 @@ class VideoSet:
                     yield f[ds][np.sort(idx)][np.argsort(np.argsort(idx))]
 
 
-def read_video_set(name: str, folder: Path, pattern: str) -> VideoSet | None:
-    """The shards ``folder/pattern`` (``videos``, ``clip`` and optional ``sample``); None if there are none."""
-    shards = list_shards(folder, pattern)
+def read_video_set(name: str, shards: list[Path]) -> VideoSet | None:
+    """The videos of ``shards`` (``videos``, ``clip`` and optional ``sample``); None if there are none."""
     if not shards:
         return None
     parts, clips, samples = [], [], []
@@ -102,30 +101,6 @@ def read_video_set(name: str, folder: Path, pattern: str) -> VideoSet | None:
     if not parts:
         return None
     return VideoSet(name, parts, np.concatenate(clips), np.concatenate(samples))
-
-
-class ClipReader:
-    """Real clips by id (manifest row), the manifest read once (Kinetics has ~400k rows)."""
-
-    def __init__(self, data_dir: Path):
-        self.data_dir = Path(data_dir)
-        self.rows = read_manifest(self.data_dir)
-
-    def __call__(self, clip_ids) -> np.ndarray:
-        """uint8 ``[n, T, H, W, 3]`` in the order of ``clip_ids``."""
-        by_shard: dict[str, list[tuple[int, int]]] = {}
-        for pos, clip in enumerate(clip_ids):
-            row = self.rows[int(clip)]
-            by_shard.setdefault(row["shard"], []).append((pos, int(row["index"])))
-        out = None
-        for shard, items in by_shard.items():
-            with h5py.File(self.data_dir / "shards" / shard, "r") as f:
-                clips = f["clips"]
-                if out is None:
-                    out = np.empty((len(clip_ids), *clips.shape[1:]), np.uint8)
-                for pos, index in items:
-                    out[pos] = clips[index]
-        return out
 
 
 def real_clips(data_dir: Path, clip_ids) -> "RealClips":
@@ -279,10 +254,22 @@ def sanity(comparisons: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- stage
-def _paths(cfg) -> dict[str, Path]:
-    layout = cfg.layout
-    return {"samples": layout.samples, "copy_last": layout.copy_last, "recon": layout.latents / cfg.evaluation.split,
-            "data": layout.data, "cache": layout.feature_cache}
+@dataclass(frozen=True)
+class EvalPaths:
+    """What the evaluation reads: the fvd and quality rules' ``{input}`` (defaults: :meth:`of` the layout)."""
+
+    samples: list[Path]  # sample shards
+    copy_last: list[Path]  # copy-last shards
+    recon: list[Path]  # the evaluation split's reconstructions
+    data: Path  # data folder: manifest.csv and shards/ (the real clips)
+    cache: Path  # I3D feature cache
+
+    @classmethod
+    def of(cls, cfg) -> "EvalPaths":
+        layout = cfg.layout
+        return cls(list_shards(layout.samples, "shard-*.h5"), list_shards(layout.copy_last, "shard-*.h5"),
+                   list_shards(layout.latents / cfg.evaluation.split, "recon-*.h5"), layout.data,
+                   layout.feature_cache)
 
 
 def _setup(cfg):
@@ -293,17 +280,23 @@ def _setup(cfg):
     return device
 
 
-def _video_sets(paths: dict[str, Path]) -> dict:
+def _samples(paths: EvalPaths) -> VideoSet:
+    samples = read_video_set("samples", paths.samples)
+    if samples is None:
+        raise FileNotFoundError(f"no sample videos in {', '.join(map(str, paths.samples)) or 'no shards'} "
+                                "(run vqvideo sample first)")
+    return samples
+
+
+def _video_sets(paths: EvalPaths) -> dict:
     """samples, copy_last, recon (None where absent) restricted to the sampled conditioning clips, and their
     real clips: ``{name: VideoSet | RealClips | None}``."""
-    samples = read_video_set("samples", paths["samples"], "shard-*.h5")
-    if samples is None:
-        raise FileNotFoundError(f"no sample shards in {paths['samples']} (run vqvideo sample first)")
+    samples = _samples(paths)
     clips = np.unique(samples.clip)
-    others = {"copy_last": read_video_set("copy_last", paths["copy_last"], "shard-*.h5"),
-              "recon": read_video_set("recon", paths["recon"], "recon-*.h5")}
+    others = {"copy_last": read_video_set("copy_last", paths.copy_last),
+              "recon": read_video_set("recon", paths.recon)}
     return {"samples": samples, **{k: (v.subset(clips) if v is not None else None) for k, v in others.items()},
-            "real": real_clips(paths["data"], clips)}
+            "real": real_clips(paths.data, clips)}
 
 
 def _predicted_frames(cfg) -> tuple[slice, int]:
@@ -329,9 +322,10 @@ def _all_features(sets: dict, resolution: int, frames: slice, cache: Path, devic
             for name, s in sets.items() if s is not None}
 
 
-def evaluate_fvd(cfg, resolution: int) -> dict:
-    """Compute ``fvd_{resolution}.json`` (see the module docstring); return its content."""
-    ev, paths = cfg.evaluation, _paths(cfg)
+def evaluate_fvd(cfg, resolution: int, paths: EvalPaths | None = None, out_path: Path | None = None) -> dict:
+    """Compute ``fvd_{resolution}.json`` (see the module docstring; written to ``out_path``, default: the
+    layout's) from ``paths`` (default: the layout's); return its content."""
+    ev, paths = cfg.evaluation, paths or EvalPaths.of(cfg)
     device = _setup(cfg)
     sets = _video_sets(paths)
     clips = np.unique(sets["samples"].clip)
@@ -339,14 +333,14 @@ def evaluate_fvd(cfg, resolution: int) -> dict:
     print(f"FVD/KVD at {resolution}x{resolution}: {len(sets['samples'])} samples of {len(clips)} clips, "
           f"frames={ev.frames} ({n_frames}), device {device}")
     t0 = time.perf_counter()
-    feats = _all_features(sets, resolution, frames, paths["cache"], device, ev.batch_size)
+    feats = _all_features(sets, resolution, frames, paths.cache, device, ev.batch_size)
     seconds = time.perf_counter() - t0
     folds = _choose_folds(clips, ev.folds, ev.seed)
     clip_of = {name: s.clip for name, s in sets.items() if s is not None}
     comp = _comparisons(feats, clip_of, folds)
     out = _fvd_json(cfg, resolution, sets, comp, folds, n_frames)
     out["seconds"] = {"features": seconds}
-    atomic_write_text(cfg.layout.fvd(resolution), json.dumps(out, indent=2) + "\n")
+    atomic_write_text(out_path or cfg.layout.fvd(resolution), json.dumps(out, indent=2) + "\n")
     return out
 
 
@@ -444,15 +438,14 @@ def _diversity(videos: VideoSet, cond: int) -> dict | None:
     return {"mean_pairwise_1_minus_ssim": float(np.mean(values)), "pairs": len(values)}
 
 
-def evaluate_quality(cfg) -> dict:
-    """Compute ``quality.json`` (see the module docstring); return its content."""
-    paths, cond = _paths(cfg), cfg.sampling.cond_frames
+def evaluate_quality(cfg, paths: EvalPaths | None = None, out_path: Path | None = None) -> dict:
+    """Compute ``quality.json`` (see the module docstring; written to ``out_path``, default: the layout's) from
+    ``paths`` (default: the layout's); return its content."""
+    paths, cond = paths or EvalPaths.of(cfg), cfg.sampling.cond_frames
     _setup(cfg)
-    samples = read_video_set("samples", paths["samples"], "shard-*.h5")
-    if samples is None:
-        raise FileNotFoundError(f"no sample shards in {paths['samples']} (run vqvideo sample first)")
-    copy_last = read_video_set("copy_last", paths["copy_last"], "shard-*.h5")
-    reader = ClipReader(paths["data"])
+    samples = _samples(paths)
+    copy_last = read_video_set("copy_last", paths.copy_last)
+    reader = ClipReader(paths.data)
     out = {
         "predicted_frames": [cond + 1, cfg.data.frames],  # 1-based, inclusive (5..16 in the paper's setting)
         "samples": _scores(samples, reader, cond),
@@ -463,24 +456,27 @@ def evaluate_quality(cfg) -> dict:
         "ssim": "Wang et al. 2004, 11x11 Gaussian (sigma 1.5), per frame and channel, valid window",
         "config_hash": cfg.hash,
     }
-    atomic_write_text(cfg.layout.quality, json.dumps(out, indent=2) + "\n")
+    atomic_write_text(out_path or cfg.layout.quality, json.dumps(out, indent=2) + "\n")
     return out
 
 
-def evaluate(cfg, resolution: int | None = None, quality: bool = False) -> None:
+def evaluate(cfg, resolution: int | None = None, quality: bool = False, paths: EvalPaths | None = None,
+             out_path: Path | None = None) -> None:
     """``vqvideo evaluate``: FVD at ``resolution`` (all of ``evaluation.resolutions`` and quality when
-    neither is given), and/or quality.json."""
+    neither is given), and/or quality.json. ``out_path`` (one output only) and ``paths`` default to the layout's."""
+    if out_path is not None and (resolution is not None) == quality:
+        raise ValueError("one output path is for one output: --resolution R or --quality")
     if resolution is None and not quality:
         for r in cfg.evaluation.resolutions:
-            evaluate_fvd(cfg, r)
-        evaluate_quality(cfg)
+            evaluate_fvd(cfg, r, paths)
+        evaluate_quality(cfg, paths)
         return
     if resolution is not None:
-        res = evaluate_fvd(cfg, resolution)
+        res = evaluate_fvd(cfg, resolution, paths, out_path)
         print(f"FVD({resolution}) = {res['value']:.2f} ± {res['std']:.2f} (folds {res['folds']}); "
               f"KVD({resolution}) = {res['kvd']['value']:.4g} ± {res['kvd']['std']:.2g}")
     if quality:
-        evaluate_quality(cfg)
+        evaluate_quality(cfg, paths, out_path)
 
 
 # ------------------------------------------------------------------------------------------- one pair

@@ -16,7 +16,8 @@ import numpy as np
 
 from vqvideo.config import Config
 from vqvideo.data.shards import write_shard
-from vqvideo.sampling.clips import data_dir, evaluation_groups, load_frames
+from vqvideo.layout import data_shard
+from vqvideo.sampling.clips import evaluation_groups, load_frames
 
 
 def copy_last(clips: np.ndarray, cond_frames: int) -> np.ndarray:
@@ -26,31 +27,32 @@ def copy_last(clips: np.ndarray, cond_frames: int) -> np.ndarray:
     return videos
 
 
-def copy_last_dir(cfg: Config) -> Path:
-    return cfg.layout.copy_last
-
-
-def run_copy_last(cfg: Config, shard: int | None = None) -> list[Path]:
+def run_copy_last(cfg: Config, shard: int | None = None, manifest: str | Path | None = None,
+                  out: str | Path | None = None) -> list[Path]:
     """Write the baseline's shard ``shard`` (every shard when None); return the paths written or kept.
 
-    Shard ``i`` holds the kept evaluation clips of data shard ``{split}-{i:05d}.h5`` (possibly none). A shard
-    that already exists is kept (a rerun after an interruption only writes what is missing).
+    Shard ``i`` holds the kept evaluation clips of data shard ``{split}-{i:05d}.h5`` (possibly none), read through
+    ``manifest`` (default: the layout's). ``out`` is the shard's path (only with ``shard``; default: the layout's).
+    A shard that already exists is kept (a rerun after an interruption only writes what is missing).
     """
     split = cfg.evaluation.split
-    groups = evaluation_groups(cfg.results, split, cfg.sampling.max_clips)
+    data = Path(manifest).parent if manifest else cfg.layout.data
+    groups = evaluation_groups(data, split, cfg.sampling.max_clips)
     if not groups:
         raise ValueError(f"no clips of split {split!r} in the manifest")
     if shard is not None and shard not in groups:
         raise ValueError(f"shard {shard} asked for; the data shards of split {split!r} are {sorted(groups)}")
+    if out is not None and shard is None:
+        raise ValueError("an output path needs a shard number")
     written = []
     for i in groups if shard is None else [shard]:
-        path = cfg.layout.copy_last_shard(i)
+        path = Path(out) if out is not None else cfg.layout.copy_last_shard(i)
         if not path.exists():
             rows = groups[i]
             if rows:
-                videos = copy_last(load_frames(cfg.results, rows), cfg.sampling.cond_frames)
+                videos = copy_last(load_frames(data, rows), cfg.sampling.cond_frames)
             else:
-                with h5py.File(cfg.layout.data_shard(split, i), "r") as f:
+                with h5py.File(data_shard(data, split, i), "r") as f:
                     videos = np.zeros((0, *f["clips"].shape[1:]), dtype=np.uint8)
             write_shard(
                 path,

@@ -22,6 +22,7 @@ import hashlib
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -63,21 +64,24 @@ def file_hash(path: str | Path) -> str:
 
 
 def checkpoint_paths(cfg: Config) -> dict[str, Path]:
+    """The layout's checkpoints: ``{"vqvae", "top_prior", "bottom_prior"}``."""
     layout = cfg.layout
     return {"vqvae": layout.vqvae_checkpoint, "top_prior": layout.prior_checkpoint("top"),
             "bottom_prior": layout.prior_checkpoint("bottom")}
 
 
 class Models:
-    """The VQ-VAE and both priors, in eval mode on ``device``, with their checkpoints' hashes."""
+    """The VQ-VAE and both priors, in eval mode on ``device``, with their checkpoints' hashes.
 
-    def __init__(self, cfg: Config, device: torch.device):
+    ``checkpoints``: ``{"vqvae", "top_prior", "bottom_prior"}`` paths (default: the layout's; None entries too)."""
+
+    def __init__(self, cfg: Config, device: torch.device, checkpoints: dict[str, Path | None] | None = None):
         from vqvideo.models.bottom_prior import BottomPrior
         from vqvideo.models.top_prior import TopPrior
         from vqvideo.models.vqvae import VQVAE
         from vqvideo.runtime.checkpoint import load_model
 
-        paths = checkpoint_paths(cfg)
+        paths = {k: Path((checkpoints or {}).get(k) or v) for k, v in checkpoint_paths(cfg).items()}
         for name, path in paths.items():
             if not path.is_file():
                 raise FileNotFoundError(f"{name} checkpoint not found: {path} (train it first)")
@@ -147,12 +151,22 @@ def tokens_per_video(top_shape, bottom_shape, cond_top: int = 1, cond_bottom: in
 
 
 # --------------------------------------------------------------------------------------------- shards
-def samples_dir(cfg: Config) -> Path:
-    return cfg.layout.samples
+@dataclass(frozen=True)
+class ShardPaths:
+    """What sampling one shard reads and writes: the ``sample`` rule's ``{input}`` and ``{output}``."""
 
+    latents: Path  # latent shard of the evaluation split
+    data: Path  # data folder: manifest.csv (the clips' rows) and shards/ (their frames)
+    out: Path  # sample shard
+    gif: Path  # grid
+    mp4: Path
 
-def latent_shard_path(cfg: Config, shard: int) -> Path:
-    return cfg.layout.latent_shard(cfg.evaluation.split, shard)
+    @classmethod
+    def of(cls, cfg: Config, shard: int) -> "ShardPaths":
+        """The layout's paths of shard ``shard``."""
+        layout = cfg.layout
+        return cls(layout.latent_shard(cfg.evaluation.split, shard), layout.data, layout.sample_shard(shard),
+                   layout.sample_grid(shard, "gif"), layout.sample_grid(shard, "mp4"))
 
 
 def latent_shard_numbers(cfg: Config) -> list[int]:
@@ -160,11 +174,11 @@ def latent_shard_numbers(cfg: Config) -> list[int]:
     return [int(p.stem.rsplit("-", 1)[1]) for p in list_shards(folder, "shard-*.h5")]
 
 
-def _conditioning(cfg: Config, shard: int, models: Models):
-    """Kept clips of latent shard ``shard``: (manifest rows, cond_top, cond_bottom) as numpy arrays."""
-    kept = {row["clip"]: row for rows in evaluation_groups(cfg.results, cfg.evaluation.split,
+def _conditioning(cfg: Config, paths: ShardPaths, models: Models):
+    """Kept clips of latent shard ``paths.latents``: (manifest rows, cond_top, cond_bottom) as numpy arrays."""
+    kept = {row["clip"]: row for rows in evaluation_groups(paths.data, cfg.evaluation.split,
                                                            cfg.sampling.max_clips).values() for row in rows}
-    with h5py.File(latent_shard_path(cfg, shard), "r") as f:
+    with h5py.File(paths.latents, "r") as f:
         clip_ids = f["clip"][()].astype(np.int64)
         take = np.array([i for i, c in enumerate(clip_ids) if int(c) in kept], dtype=np.int64)
         rows = [kept[int(clip_ids[i])] for i in take]
@@ -175,7 +189,7 @@ def _conditioning(cfg: Config, shard: int, models: Models):
     # latents without conditioning codes: encode the first frames alone, as the latent stage does
     tops, bottoms = [], []
     for start in range(0, len(rows), cfg.sampling.batch_size):
-        frames = load_frames(cfg.results, rows[start:start + cfg.sampling.batch_size])
+        frames = load_frames(paths.data, rows[start:start + cfg.sampling.batch_size])
         ct, cb = encode_conditioning(models.vqvae, frames[:, :cfg.sampling.cond_frames], models.device)
         tops.append(ct.cpu().numpy())
         bottoms.append(cb.cpu().numpy())
@@ -192,12 +206,15 @@ def _part_ok(path: Path, clips: np.ndarray, samples: np.ndarray, attrs: dict) ->
     return same and np.array_equal(arrays["clip"], clips) and np.array_equal(arrays["sample"], samples)
 
 
-def sample_shard(cfg: Config, shard: int, models: Models) -> Path:
-    """Sample every kept clip of latent shard ``shard`` ``samples_per_clip`` times; write the sample shard."""
+def sample_shard(cfg: Config, shard: int, models: Models, paths: ShardPaths | None = None) -> Path:
+    """Sample every kept clip of latent shard ``shard`` ``samples_per_clip`` times; write the sample shard.
+
+    ``paths``: what it reads and writes (default: the layout's, :meth:`ShardPaths.of`)."""
     s = cfg.sampling
-    out = samples_dir(cfg) / f"shard-{shard:05d}.h5"
-    parts_dir = samples_dir(cfg) / ".parts" / f"shard-{shard:05d}"
-    rows, cond_top, cond_bottom = _conditioning(cfg, shard, models)
+    paths = paths or ShardPaths.of(cfg, shard)
+    out = paths.out
+    parts_dir = out.parent / ".parts" / out.stem
+    rows, cond_top, cond_bottom = _conditioning(cfg, paths, models)
     clips = np.repeat(np.array([r["clip"] for r in rows], dtype=np.int64), s.samples_per_clip)
     samples = np.tile(np.arange(s.samples_per_clip, dtype=np.int64), len(rows))
     index = np.repeat(np.arange(len(rows)), s.samples_per_clip)  # row of cond_* for each video
@@ -254,7 +271,7 @@ def sample_shard(cfg: Config, shard: int, models: Models) -> Path:
              "top": np.zeros((0, *top_shape), np.int16), "bottom": np.zeros((0, *bottom_shape), np.int16),
              "clip": np.zeros(0, np.int64), "sample": np.zeros(0, np.int64)}
     arrays = {k: np.concatenate(v) if v else empty[k] for k, v in gathered.items()}
-    write_grid(cfg, shard, rows, arrays)
+    write_grid(cfg, paths, rows, arrays)
     write_shard(out, arrays, {**attrs, "config_hash": cfg.hash, "tokens_per_video": tokens})
     shutil.rmtree(parts_dir, ignore_errors=True)
     try:
@@ -269,8 +286,8 @@ def _latent_shapes(vqvae, frames: int, resolution: int):
     return tuple(shapes["top"]), tuple(shapes["bottom"])
 
 
-def write_grid(cfg: Config, shard: int, rows: list[dict], arrays: dict) -> list[Path]:
-    """``grid-{i:05d}.gif`` and ``.mp4``: one row per clip: conditioning | ground truth | its samples.
+def write_grid(cfg: Config, paths: ShardPaths, rows: list[dict], arrays: dict) -> list[Path]:
+    """``paths.gif`` and ``paths.mp4``: one row per clip: conditioning | ground truth | its samples.
 
     The conditioning column shows the real conditioning frames, then grey where the model predicts.
     """
@@ -282,7 +299,7 @@ def write_grid(cfg: Config, shard: int, rows: list[dict], arrays: dict) -> list[
     if n == 0:  # an empty shard (all its clips beyond max_clips) still gets its (blank) grid
         grid = np.full((frames, res, res, 3), 128, np.uint8)
     else:
-        real = load_frames(cfg.results, rows[:n])
+        real = load_frames(paths.data, rows[:n])
         cond = real.copy()
         cond[:, s.cond_frames:] = 128
         grid_rows = []
@@ -290,24 +307,27 @@ def write_grid(cfg: Config, shard: int, rows: list[dict], arrays: dict) -> list[
             mine = arrays["videos"][arrays["clip"] == row["clip"]]
             grid_rows.append(np.concatenate([cond[k:k + 1], real[k:k + 1], mine]))
         grid = video_grid(grid_rows)
-    folder = samples_dir(cfg)
-    return [save_gif(grid, folder / f"grid-{shard:05d}.gif", fps=s.fps),
-            save_mp4(grid, folder / f"grid-{shard:05d}.mp4", fps=s.fps)]
+    return [save_gif(grid, paths.gif, fps=s.fps), save_mp4(grid, paths.mp4, fps=s.fps)]
 
 
-def run_sampling(cfg: Config, shard: int | None = None) -> list[Path]:
-    """Sample shard ``shard`` of the evaluation split (every latent shard when None); return the shards."""
+def run_sampling(cfg: Config, shard: int | None = None, paths: ShardPaths | None = None,
+                 checkpoints: dict[str, Path | None] | None = None) -> list[Path]:
+    """Sample shard ``shard`` of the evaluation split (every latent shard when None); return the shards.
+
+    ``paths`` (only with ``shard``) and ``checkpoints`` (see :class:`Models`) default to the layout's."""
     if cfg.sampling.threads:
         torch.set_num_threads(cfg.sampling.threads)
+    if paths is not None and shard is None:
+        raise ValueError("explicit shard paths need a shard number")
     device = resolve_device(cfg.sampling.device)
     shards = latent_shard_numbers(cfg) if shard is None else [shard]
     if not shards:
         raise FileNotFoundError(f"no latent shards in {cfg.layout.latents / cfg.evaluation.split}")
-    models = Models(cfg, device)
+    models = Models(cfg, device, checkpoints)
     written = []
     for i in shards:
-        out = samples_dir(cfg) / f"shard-{i:05d}.h5"
-        written.append(out if out.exists() else sample_shard(cfg, i, models))
+        p = paths or ShardPaths.of(cfg, i)
+        written.append(p.out if p.out.exists() else sample_shard(cfg, i, models, p))
     return written
 
 
