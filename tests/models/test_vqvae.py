@@ -56,7 +56,7 @@ def test_straight_through_gradients_reach_both_encoders():
     out["recon_loss"].backward()
     for module in (model.enc_bottom.down, model.enc_top.down, model.pre_top, model.pre_bottom):
         assert module.weight.grad is not None and module.weight.grad.abs().sum() > 0
-    assert out["usage_top"] > 0 and out["perplexity_bottom"] >= 1
+    assert out["usage_top"] > 0 and out["perplexity_bottom"] > 1  # more than one bottom code in use
 
 
 def test_bottom_mask_rate_masks_whole_clips_in_training():
