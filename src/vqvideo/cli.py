@@ -367,7 +367,7 @@ def add_analyze_ratings(sub):
     p = _parser(sub, "analyze-ratings", "score the raters' ratings.csv files against key.csv (the paper's Table 1)")
     p.add_argument("--key", type=Path, default=None, help=f"key.csv of the export (default: {RESULTS.human_eval_key})")
     p.add_argument("--ratings", type=Path, nargs="+", default=None,
-                   help="ratings CSVs, inside <export folder>/human_eval.ratings_dir (default: every *.csv there)")
+                   help="ratings CSVs, anywhere (default: every *.csv of <export folder>/human_eval.ratings_dir)")
     p.add_argument("--json", type=Path, default=None, help=f"output JSON (default: {RESULTS.human_eval_json})")
     p.add_argument("--chart", type=Path, default=None, help="bar chart PNG")
     p.add_argument("--name-a", dest="name_a", default=None, help="human_eval.name_a")
@@ -381,7 +381,7 @@ def add_analyze_ratings(sub):
         key = args.key or cfg.layout.human_eval_key
         ratings = args.ratings or sorted(ratings_folder(key, he.ratings_dir).glob("*.csv"))
         analyze_ratings(key, ratings, args.json or cfg.layout.human_eval_json, args.chart,
-                        name_a=he.name_a, name_b=he.name_b, ratings_dir=he.ratings_dir,
+                        name_a=he.name_a, name_b=he.name_b,
                         min_judgements=he.min_judgements, bootstrap=he.bootstrap, seed=he.seed)
         return 0
 
