@@ -2,7 +2,8 @@
 
 This is the only module that reads config files. Every subcommand takes ``--configfile``; explicit flags
 override the config keys they name. A bad config is refused here, before any work starts; a stage's
-``UserError`` (bad input, not a bug) is printed as one line, without a traceback, and sets the exit code.
+``UserError`` (bad input, not a bug) is printed as one line, without a traceback, and sets the exit code (the
+codes are listed in :mod:`vqvideo.errors`); no other exception is caught, so a bug keeps its traceback.
 Each ``add_*`` function declares one subcommand; its handler builds the config and calls one stage function.
 """
 
@@ -168,19 +169,15 @@ def add_sample(sub):
         if not copy:
             keys["method"] = "sampling.method"
         cfg = _load(args, keys)
-        try:
-            if copy:
-                from vqvideo.sampling.baseline import run_copy_last
+        if copy:
+            from vqvideo.sampling.baseline import run_copy_last
 
-                paths = run_copy_last(cfg, args.shard, args.manifest, args.out)
-            else:
-                from vqvideo.sampling.pipeline import run_sampling
+            paths = run_copy_last(cfg, args.shard, args.manifest, args.out)
+        else:
+            from vqvideo.sampling.pipeline import run_sampling
 
-                paths = run_sampling(cfg, args.shard, _shard_paths(cfg, args),
-                                     {"vqvae": args.vqvae, "top_prior": args.top, "bottom_prior": args.bottom})
-        except (ValueError, FileNotFoundError) as e:  # missing checkpoints/shards: a sentence, not a traceback
-            print(f"vqvideo sample: {e}", file=sys.stderr)
-            return 1
+            paths = run_sampling(cfg, args.shard, _shard_paths(cfg, args),
+                                 {"vqvae": args.vqvae, "top_prior": args.top, "bottom_prior": args.bottom})
         for path in paths:
             print(path)
         return 0
@@ -218,14 +215,9 @@ def add_predict(sub):
     def run(args):
         keys = {k: f"sampling.{k}" for k in ("samples_per_clip", "temperature", "seed", "device")}
         cfg = _load(args, keys)
-        from vqvideo.data.video import VideoError
         from vqvideo.sampling.pipeline import predict_video
 
-        try:
-            print(predict_video(cfg, args.video, args.out, start_s=args.start))
-        except (ValueError, FileNotFoundError, VideoError) as e:  # a sentence for the user, not a traceback
-            print(f"vqvideo predict: {e}", file=sys.stderr)
-            return 1
+        print(predict_video(cfg, args.video, args.out, start_s=args.start))
         return 0
 
     p.set_defaults(func=run)
@@ -404,14 +396,9 @@ def add_fvd(sub):
 
         from vqvideo.data.shards import atomic_write_text
         from vqvideo.metrics.evaluate import fvd_pair
-        from vqvideo.metrics.fvd import FVDInputError
 
         cfg = _load(args, {"batch_size": "evaluation.batch_size", "device": "evaluation.device"})
-        try:
-            res = fvd_pair(args.real, args.fake, args.resolution, cfg.evaluation.batch_size, cfg.evaluation.device)
-        except (FVDInputError, FileNotFoundError, ValueError) as e:
-            print(f"vqvideo fvd: {e}", file=sys.stderr)
-            return 2
+        res = fvd_pair(args.real, args.fake, args.resolution, cfg.evaluation.batch_size, cfg.evaluation.device)
         print(f"FVD = {res['fvd']:.3f}, KVD = {res['kvd']:.4g} ({res['n_real']} real, {res['n_fake']} fake videos)")
         if args.json:
             atomic_write_text(args.json, json.dumps(res, indent=2) + "\n")

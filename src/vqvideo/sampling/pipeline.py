@@ -31,15 +31,15 @@ import torch
 from tqdm import tqdm
 
 from vqvideo.config import Config
-from vqvideo.errors import UserError
+from vqvideo.errors import NO_RESULT, MissingInput, UserError
 from vqvideo.data.shards import list_shards, read_shard, write_shard
-from vqvideo.sampling.clips import evaluation_groups, load_frames
+from vqvideo.sampling.clips import SamplingError, evaluation_groups, load_frames
 
 
 class PredictError(UserError):
     """A video ``vqvideo predict`` cannot predict from (too short), or an output it cannot write."""
 
-    exit_code = 1  # as predict's other refusals (an unreadable video, missing checkpoints)
+    exit_code = NO_RESULT  # as predict's other refusals (an unreadable video, missing checkpoints)
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -84,7 +84,7 @@ class Models:
         paths = {k: Path((checkpoints or {}).get(k) or v) for k, v in checkpoint_paths(cfg).items()}
         for name, path in paths.items():
             if not path.is_file():
-                raise FileNotFoundError(f"{name} checkpoint not found: {path} (train it first)")
+                raise MissingInput(f"{name} checkpoint not found: {path} (train it first)")
         self.vqvae, _ = load_model(paths["vqvae"], lambda c: VQVAE(**c), map_location=device)
         self.top, _ = load_model(paths["top_prior"], lambda c: TopPrior(**c), map_location=device)
         self.bottom, _ = load_model(paths["bottom_prior"], lambda c: BottomPrior(**c), map_location=device)
@@ -318,11 +318,11 @@ def run_sampling(cfg: Config, shard: int | None = None, paths: ShardPaths | None
     if cfg.sampling.threads:
         torch.set_num_threads(cfg.sampling.threads)
     if paths is not None and shard is None:
-        raise ValueError("explicit shard paths need a shard number")
+        raise SamplingError("explicit shard paths need a shard number")
     device = resolve_device(cfg.sampling.device)
     shards = latent_shard_numbers(cfg) if shard is None else [shard]
     if not shards:
-        raise FileNotFoundError(f"no latent shards in {cfg.layout.latents / cfg.evaluation.split}")
+        raise MissingInput(f"no latent shards in {cfg.layout.latents / cfg.evaluation.split}")
     models = Models(cfg, device, checkpoints)
     written = []
     for i in shards:
