@@ -225,6 +225,7 @@ class HumanEvalConfig:
 
 @dataclass
 class ResourcesConfig:
+    nodes: int = 1
     gpus: int = 0
     tasks: int = 1
     cpus_per_task: int = 1
@@ -243,6 +244,7 @@ class SlurmConfig:
     qos: str | None = None
     extra: str | None = None
     stop_margin: float = 10
+    rendezvous_timeout: float = 600
 
 
 @dataclass
