@@ -23,7 +23,7 @@ from vqvideo.data.demo import write_mp4
 from repo_copy import copy_repo
 
 ROOT = Path(__file__).resolve().parents[2]
-# the DAG's stages (DESIGN.md); encode_latents_eval is encode_latents for the evaluation split (+ reconstructions)
+# the DAG's stages (README: What each target writes); encode_latents_eval is encode_latents for the evaluation split (+ reconstructions)
 STAGES = {"train_vqvae", "encode_latents", "encode_latents_eval", "train_top_prior", "train_bottom_prior",
           "sample", "copy_last_baseline", "fvd", "export_pairs"}
 GPU_RULES = {"train_vqvae", "encode_latents", "encode_latents_eval", "train_top_prior", "train_bottom_prior",
