@@ -3,10 +3,9 @@
 # (LAYOUT below), the module the CLI takes its defaults from too.
 from pathlib import Path
 
-import yaml
 from snakemake.utils import validate
 
-from vqvideo.config import ConfigError, check_consistency
+from vqvideo.config import ConfigError, check_consistency, load_schema
 from vqvideo.layout import Layout
 
 
@@ -121,12 +120,7 @@ def download_marker():
 
 # the schema's defaults of one resources entry (used where neither the rule's entry nor resources.default
 # names a key)
-_RESOURCE_DEFAULTS = {
-    key: spec.get("default")
-    for key, spec in yaml.safe_load(
-        (Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml").read_text()
-    )["$defs"]["resources"]["properties"].items()
-}
+_RESOURCE_DEFAULTS = {key: spec.get("default") for key, spec in load_schema()["$defs"]["resources"]["properties"].items()}
 
 
 def rule_settings(name):
