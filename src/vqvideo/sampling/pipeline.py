@@ -33,6 +33,7 @@ from tqdm import tqdm
 from vqvideo.config import Config
 from vqvideo.errors import NO_RESULT, MissingInput, UserError
 from vqvideo.data.shards import list_shards, read_shard, write_shard
+from vqvideo.runtime.files import sha256_file
 from vqvideo.sampling.clips import SamplingError, evaluation_groups, load_frames
 
 
@@ -56,11 +57,7 @@ def resolve_device(name: str) -> torch.device:
 
 def file_hash(path: str | Path) -> str:
     """Short sha256 of a file (which checkpoint made a sample shard)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
+    return sha256_file(path)[:12]
 
 
 def checkpoint_paths(cfg: Config) -> dict[str, Path]:
