@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vqvideo.runtime.device import choose_device
 from vqvideo.data.shards import read_shard, write_shard
 from vqvideo.models.vqvae import VQVAE, output_to_video, video_to_input
 from vqvideo.runtime.files import sha256_file
@@ -53,9 +54,7 @@ def clip_ids(manifest: str | Path, shard: str | Path, n: int) -> np.ndarray:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return choose_device(name)
 
 
 def _done(path: Path | None, sha: str, n: int, name: str) -> bool:

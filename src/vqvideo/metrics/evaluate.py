@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vqvideo.runtime.device import choose_device
 from vqvideo.data.datasets import ClipReader
 from vqvideo.data.shards import atomic_write_text, list_shards
 from vqvideo.metrics import fvd as F
@@ -276,7 +277,7 @@ def _setup(cfg):
     ev = cfg.evaluation
     if ev.threads:
         torch.set_num_threads(ev.threads)
-    device = F.default_device() if ev.device == "auto" else torch.device(ev.device)
+    device = choose_device(ev.device)
     return device
 
 
@@ -508,7 +509,7 @@ def load_videos(path: str | Path) -> np.ndarray:
 def fvd_pair(real: str | Path, fake: str | Path, resolution: int | None = None, batch_size: int = 8,
              device: str = "auto") -> dict:
     """``vqvideo fvd``: FVD between two video files/folders; returns a JSON-able dict."""
-    dev = F.default_device() if device == "auto" else torch.device(device)
+    dev = choose_device(device)
     a, b = load_videos(real), load_videos(fake)
     if a.shape[1:] != b.shape[1:]:
         raise F.FVDInputError(f"the two sets differ in shape: {list(a.shape[1:])} vs {list(b.shape[1:])}")

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vqvideo.runtime.device import choose_device
 from vqvideo.config import Config
 from vqvideo.errors import NO_RESULT, MissingInput, UserError
 from vqvideo.data.shards import list_shards, read_shard, write_shard
@@ -47,8 +48,7 @@ class PredictError(UserError):
 def resolve_device(name: str) -> torch.device:
     """The sampling device; on a GPU, TF32 is switched off so that both samplers compute in float32 (the naive
     one's whole-grid convolutions and the incremental one's matrix products then agree to rounding error)."""
-    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
-                          ("cpu" if name == "auto" else name))
+    device = choose_device(name)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
