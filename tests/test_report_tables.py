@@ -20,15 +20,20 @@ def test_tables_hold_every_resolution_and_escape(tmp_path):
     (tmp_path / "fvd_64.json").write_text(json.dumps(_fvd(64, 250.5)))
     (tmp_path / "fvd_256.json").write_text(json.dumps(_fvd(256, 410.0)))
     (tmp_path / "quality.json").write_text(json.dumps({
-        "predicted_frames": [5, 16], "samples": {"psnr<script>": 21.25, "ssim": 0.61},
-        "copy_last": {"psnr<script>": 19.5}, "diversity": {"mean_pairwise_1_minus_ssim": 0.125}}))
+        "predicted_frames": [5, 16], "samples": {"psnr": 21.25, "ssim": 0.61, "best_of_k_psnr": 22.5},
+        "copy_last": {"psnr": 19.5}, "reconstructions": {"psnr": 25.75},
+        "diagnostics": {"true_top_sampled_bottom": {"psnr": 23.125}},
+        "aggregation": {"psnr": "PSNR of the mean MSE <per frame>"},
+        "diversity": {"mean_pairwise_1_minus_ssim": 0.125}}))
+    (tmp_path / "quality_per_frame.png").write_bytes(b"\x89PNG not really")
     html = report_tables(tmp_path, tmp_path / "report" / "results.html").read_text()
     assert html.index("64x64") < html.index("256x256")  # sorted by resolution
     assert "250.5 &plusmn; 2.0" in html and "125.2" in html and "900.0 &plusmn; 3.0" in html
     assert "12.5 &plusmn; 0.25" in html and "31 &plusmn; 1" in html
-    assert "FVD does not rank &lt;b&gt;" in html
-    assert "psnr&lt;script&gt;" in html and "<script>" not in html
-    assert "21.25" in html and "19.5" in html and "0.1250" in html
+    assert "FVD does not rank &lt;b&gt;" in html and "<b>" not in html.replace("<b>Warning:</b>", "")
+    assert all(v in html for v in ("21.25", "19.5", "25.75", "23.12", "22.5", "0.1250"))
+    assert "mean MSE &lt;per frame&gt;" in html
+    assert "data:image/png;base64," in html  # the per-frame curve, embedded
 
 
 def test_cli_writes_under_results(tmp_path):

@@ -10,7 +10,7 @@ as ints (formatted ``{i:05d}``) or as strings such as ``"{i}"`` (a Snakemake wil
     RESULTS/priors/{top,bottom}/checkpoint.pt, metrics.json, ...        train-prior
     RESULTS/samples/shard-{i}.h5, grid-{i}.gif, grid-{i}.mp4            sample
     RESULTS/baselines/copy_last/shard-{i}.h5                            sample --method copy-last
-    RESULTS/fvd_{R}.json, quality.json, evaluation/features/            evaluate
+    RESULTS/fvd_{R}.json, quality.json, quality_per_frame.png, features/ evaluate
     RESULTS/human_eval/page/, key.csv, <ratings_dir>/                   export-pairs (raters fill the ratings)
     RESULTS/human_eval.json, human_eval.png                             analyze-ratings
     RESULTS/report/results.html                                         report-tables
@@ -120,6 +120,10 @@ class Layout:
     @property
     def quality(self) -> Path:
         return self.root / "quality.json"
+
+    @property
+    def quality_per_frame(self) -> Path:
+        return self.root / "quality_per_frame.png"
 
     @property
     def feature_cache(self) -> Path:

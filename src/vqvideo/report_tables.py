@@ -4,11 +4,13 @@ Reads ``fvd_{R}.json`` (one per resolution; see :mod:`vqvideo.metrics.evaluate`)
 ``quality.json`` from the results folder, and writes a small self-contained HTML file (every value escaped)
 that the report shows beside its caption: FVD and KVD (mean +- std over the folds), FVD*/KVD* (against the
 reconstructions), and the copy-last-frame and reconstruction brackets, one row per resolution and metric, with
-the sanity block's warnings; then PSNR/SSIM of our samples and of the copy-last baseline.
+the sanity block's warnings; then PSNR/SSIM of our samples, the copy-last baseline, the reconstructions and the
+true-top diagnostic, and ``quality_per_frame.png`` embedded (base64) so the page stays one file.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from pathlib import Path
@@ -67,8 +69,39 @@ def _metric_rows(r: dict) -> list[list[str]]:
     return rows
 
 
-def render(fvd: list[dict], quality: dict | None) -> str:
-    """The HTML page for the FVD results (one dict per resolution) and the quality results."""
+QUALITY_COLUMNS = (("samples", "ours"), ("copy_last", "copy last frame"),
+                   ("reconstructions", "VQ-VAE reconstructions"), ("true_top", "true top, sampled bottom"))
+QUALITY_ROWS = ("psnr", "best_of_k_psnr", "psnr_capped_mean", "ssim", "best_of_k_ssim", "identical_frames",
+                "n_videos", "n_clips")
+
+
+def _quality_html(quality: dict, curve: bytes | None) -> list[str]:
+    """PSNR/SSIM of each set (one column each), the diversity and the embedded per-frame curve."""
+    entries = {**quality, "true_top": (quality.get("diagnostics") or {}).get("true_top_sampled_bottom")}
+    columns = [(key, title) for key, title in QUALITY_COLUMNS if entries.get(key)]
+    frames = quality.get("predicted_frames")
+    parts = [f"<h3>Predicted frames{html.escape(f' {frames[0]}-{frames[1]}' if frames else '')}</h3>"]
+    rows = []
+    for metric in QUALITY_ROWS:
+        values = [_flat(entries[key]).get(metric) for key, _ in columns]
+        if any(v is not None for v in values):
+            rows.append([html.escape(metric)] + [f"{v:.4g}" if v is not None else "-" for v in values])
+    parts.append(_table(["metric"] + [title for _, title in columns], rows))
+    how = (quality.get("aggregation") or {}).get("psnr")
+    if how:
+        parts.append(f"<p>PSNR: {html.escape(how)}.</p>")
+    div = (quality.get("diversity") or {}).get("mean_pairwise_1_minus_ssim")
+    if div is not None:
+        parts.append(f"<p>Diversity (mean pairwise 1 - SSIM between samples of a clip): {div:.4f}</p>")
+    if curve:
+        data = base64.b64encode(curve).decode("ascii")
+        parts.append(f"<p><img alt='PSNR and SSIM per predicted frame' src='data:image/png;base64,{data}'></p>")
+    return parts
+
+
+def render(fvd: list[dict], quality: dict | None, curve: bytes | None = None) -> str:
+    """The HTML page for the FVD results (one dict per resolution), the quality results and the per-frame
+    curve (PNG bytes, embedded)."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>",
              "<h3>FVD and KVD (lower is better; mean &plusmn; std over the folds)</h3>"]
     rows = [row for r in sorted(fvd, key=lambda r: r.get("resolution", 0)) for row in _metric_rows(r)]
@@ -77,31 +110,24 @@ def render(fvd: list[dict], quality: dict | None) -> str:
     notes = [w for r in fvd for w in (r.get("sanity") or {}).get("warnings", [])]
     parts.extend(f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in notes)
     if quality:
-        ours, base = _flat(quality.get("samples")), _flat(quality.get("copy_last"))
-        frames = quality.get("predicted_frames")
-        parts.append(f"<h3>Predicted frames{html.escape(f' {frames[0]}-{frames[1]}' if frames else '')}</h3>")
-        parts.append(_table(["metric", "ours", "copy last frame"],
-                            [[html.escape(k), f"{v:.4g}", f"{base[k]:.4g}" if k in base else "-"]
-                             for k, v in ours.items()]))
-        div = (quality.get("diversity") or {}).get("mean_pairwise_1_minus_ssim")
-        if div is not None:
-            parts.append(f"<p>Diversity (mean pairwise 1 - SSIM between samples of a clip): {div:.4f}</p>")
+        parts.extend(_quality_html(quality, curve))
     parts.append("</body></html>\n")
     return "".join(parts)
 
 
 def report_tables(results: str | Path, out: str | Path, fvd_files: list[Path] | None = None,
-                  quality_file: Path | None = None) -> Path:
-    """Write ``out`` from ``fvd_files`` and ``quality_file`` (if there; defaults: ``results``/fvd_*.json and
-    quality.json); return ``out``."""
+                  quality_file: Path | None = None, curve_file: Path | None = None) -> Path:
+    """Write ``out`` from ``fvd_files``, ``quality_file`` and ``curve_file`` (if there; defaults:
+    ``results``/fvd_*.json, quality.json and quality_per_frame.png); return ``out``."""
     results = Path(results)
     files = sorted(results.glob("fvd_*.json") if fvd_files is None else map(Path, fvd_files))
     fvd = [json.loads(Path(p).read_text()) for p in files]
     if not fvd:
         raise FileNotFoundError(f"no fvd_*.json in {results} (run vqvideo evaluate first)")
     q = Path(quality_file) if quality_file else results / "quality.json"
+    png = Path(curve_file) if curve_file else results / "quality_per_frame.png"
     quality = json.loads(q.read_text()) if q.is_file() else None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, render(fvd, quality))
+    atomic_write_text(out, render(fvd, quality, png.read_bytes() if png.is_file() else None))
     return out

@@ -242,3 +242,52 @@ def plot_curves(log_jsonl_path: str | Path, out_png: str | Path, keys: list[str]
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
+
+
+PER_FRAME_LINES = (  # (quality.json entry, key prefix, label, style)
+    ("samples", "", "samples (mean)", dict(color="C0", lw=2)),
+    ("samples", "best_of_k_", "samples (best of K)", dict(color="C0", lw=1.5, ls="--")),
+    ("copy_last", "", "copy last frame", dict(color="C3", lw=1.5)),
+    ("reconstructions", "", "VQ-VAE reconstructions", dict(color="C2", lw=1.5)),
+    ("true_top", "", "true top, sampled bottom", dict(color="C1", lw=1.2, ls=":")),
+)
+
+
+def plot_per_frame(quality: dict, out_png: str | Path) -> Path:
+    """PSNR and SSIM per predicted frame (the figure video-prediction papers show) from a ``quality.json``
+    dict: the samples' mean and best of K, copy-last, the reconstructions and the true-top diagnostic, where
+    present."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first, last = quality["predicted_frames"]
+    frames = list(range(first, last + 1))
+    entries = {**quality, "true_top": (quality.get("diagnostics") or {}).get("true_top_sampled_bottom")}
+    k = (quality.get("samples") or {}).get("k")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric, unit in ((axes[0], "psnr", "PSNR (dB, of the mean MSE per frame)"), (axes[1], "ssim", "SSIM")):
+        for entry, prefix, label, style in PER_FRAME_LINES:
+            curve = (entries.get(entry) or {}).get(f"{prefix}{metric}_per_frame")
+            if curve:
+                if prefix == "best_of_k_" and k:
+                    label = f"samples (best of {k:g})"
+                ax.plot(frames, curve, marker="o", ms=3, label=label, **style)
+        ax.set_xlabel("frame")
+        ax.set_ylabel(unit)
+        ax.set_xticks(frames)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    n = (quality.get("samples") or {}).get("n_clips")
+    fig.suptitle(f"Predicted frames {first}-{last}" + (f" ({n} conditioning clips)" if n else ""))
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(out_png)
+    try:
+        fig.savefig(tmp, format="png", dpi=110)
+        return _replace(tmp, out_png)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)

@@ -52,9 +52,13 @@ def results(tmp_path_factory):
     # samples: 2 per clip, the real clip with its predicted frames perturbed
     videos = np.repeat(clips, 2, axis=0).astype(np.int16)
     videos[:, 4:] += rng.integers(-40, 40, videos[:, 4:].shape, dtype=np.int16)
+    # the true-top diagnostic: one per clip, closer to the truth than the samples
+    true_top = clips.astype(np.int16)
+    true_top[:, 4:] += rng.integers(-10, 10, true_top[:, 4:].shape, dtype=np.int16)
     write_shard(res / "samples" / "shard-00000.h5",
                 {"videos": np.clip(videos, 0, 255).astype(np.uint8), "clip": np.repeat(ids, 2),
-                 "sample": np.tile([0, 1], N_CLIPS)})
+                 "sample": np.tile([0, 1], N_CLIPS), "true_top_videos": np.clip(true_top, 0, 255).astype(np.uint8),
+                 "true_top_clip": ids, "true_top_sample": np.zeros(N_CLIPS, np.int64)})
     copy = clips.copy()
     copy[:, 4:] = clips[:, 3:4]
     write_shard(res / "baselines" / "copy_last" / "shard-00000.h5",
@@ -98,9 +102,17 @@ def test_evaluate_writes_fvd_and_quality(results, capsys):
     q = json.loads((results / "results" / "quality.json").read_text())
     assert q["predicted_frames"] == [5, 16]
     assert len(q["samples"]["psnr_per_frame"]) == 12 and len(q["copy_last"]["ssim_per_frame"]) == 12
+    assert len(q["samples"]["best_of_k_psnr_per_frame"]) == 12 and q["samples"]["k"] == 2
     assert q["samples"]["best_of_k_psnr"] >= q["samples"]["psnr"] - 1e-9
     assert q["samples"]["n_clips"] == 4 and q["copy_last"]["n_videos"] == 4
     assert q["diversity"]["pairs"] == 4 and q["diversity"]["mean_pairwise_1_minus_ssim"] > 0
+    assert q["reconstructions"]["psnr"] == 100.0 and q["reconstructions"]["ssim"] == pytest.approx(1.0)
+    diag = q["diagnostics"]
+    assert diag["true_top_sampled_bottom"]["n_videos"] == 4
+    assert diag["true_top_sampled_bottom"]["psnr"] > diag["full_samples"]["psnr"] == q["samples"]["psnr"]
+    assert "mean MSE" in q["aggregation"]["psnr"]
+    png = results / "results" / "quality_per_frame.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # a second run takes every feature set from the content-keyed cache
     capsys.readouterr()
@@ -168,3 +180,26 @@ def test_sanity_warns_when_reconstructions_do_not_rank_best():
     assert out["ok"] is False and any("biased" in w for w in out["warnings"])
     comp["fvd"]["reconstructions"] = None  # a missing set: no verdict, no warning
     assert ev.sanity(comp)["fvd"]["reconstructions_best"] is None and ev.sanity(comp)["ok"] is True
+
+
+def test_psnr_of_the_mean_mse_is_not_dominated_by_one_identical_frame():
+    # 2 videos x 12 frames at MSE 100 (28.13 dB), one frame of one video identical to the truth (MSE 0)
+    mse = np.full((2, 12), 100.0)
+    mse[0, 3] = 0.0
+    scores = ev.FrameScores(mse, np.full((2, 12), 0.5), np.array([7, 8]))
+    out = ev.summarize(scores)
+    base = 10 * np.log10(255.0 ** 2 / 100.0)
+    assert out["identical_frames"] == 1
+    assert out["psnr_capped_mean"] == pytest.approx((23 * base + 100.0) / 24)  # the former mean: +3 dB from one frame
+    assert out["psnr"] == pytest.approx((11 * base + 10 * np.log10(255.0 ** 2 / 50.0)) / 12)  # +0.25 dB
+    assert out["psnr_per_frame"][3] == pytest.approx(10 * np.log10(255.0 ** 2 / 50.0))
+
+
+def test_best_of_k_takes_each_clips_best_sample():
+    mse = np.array([[50.0, 50.0], [10.0, 110.0], [200.0, 200.0], [300.0, 300.0]])  # clip 1: samples 0, 1; clip 2: 2, 3
+    ssim = np.array([[0.2, 0.2], [0.9, 0.1], [0.3, 0.3], [0.1, 0.1]])
+    out = ev.summarize(ev.FrameScores(mse, ssim, np.array([1, 1, 2, 2])), best_of_k=True)
+    assert out["k"] == 2 and out["n_clips"] == 2
+    # PSNR: clip 1's lowest mean MSE is its sample 0 (50 < 60), clip 2's its sample 0 (row 2); SSIM: rows 1, 2
+    assert out["best_of_k_psnr_per_frame"] == pytest.approx(list(ev.psnr_of_mse([(50 + 200) / 2, (50 + 200) / 2])))
+    assert out["best_of_k_ssim"] == pytest.approx(np.mean([0.5, 0.5, 0.3, 0.3]))  # sample 1 (0.5) and sample 2 (0.3)

@@ -38,7 +38,10 @@ def _make_clip_data(results, shards=((("train", 3)), ("val", 3), ("val", 2)), si
         data = rng.integers(0, 256, size=(n, 16, size, size, 3), dtype=np.uint8)
         write_shard(results / "data" / "shards" / name, {"clips": data})
         for k in range(n):
-            rows.append({"shard": name, "index": k, "source": f"v{len(rows)}.mp4", "start_s": 0.0,
+            # one source video per split, its 16-frame clips back to back (0.64 s at 25 fps): the spread-out
+            # selection of evaluation clips then takes them in manifest order
+            start = 0.64 * sum(r["split"] == split for r in rows)
+            rows.append({"shard": name, "index": k, "source": f"{split}.mp4", "start_s": round(start, 2),
                          "label": "x", "split": split})
             clips.append(data[k])
     with open(results / "data" / "manifest.csv", "w", newline="") as fh:
@@ -255,6 +258,15 @@ def test_sample_writes_videos_of_the_conditioning_clips(tmp_path):
     cond_top, cond_bottom = vqvae.encode_codes(video_to_input(torch.from_numpy(clips[arrays["clip"]][:, :4])))
     assert torch.equal(top[:, :1], cond_top) and torch.equal(bottom[:, :2], cond_bottom)
     assert np.array_equal(arrays["videos"], output_to_video(vqvae.decode_codes(top, bottom)).numpy())
+    # the diagnostic: sample 0 of each clip again, from the TRUE top codes (timestep 0 from the conditioning
+    # frames alone) with bottom codes sampled given them
+    assert arrays["true_top_clip"].tolist() == [0, 1, 2] and arrays["true_top_sample"].tolist() == [0, 0, 0]
+    with h5py.File(results / "latents" / "val" / "shard-00000.h5", "r") as f:
+        true_top = torch.from_numpy(np.concatenate([f["cond_top"][()], f["top"][()][:, 1:]], axis=1)[:3]).long()
+    diag_bottom = torch.from_numpy(arrays["true_top_bottom"]).long()
+    assert torch.equal(diag_bottom[:, :2], cond_bottom[::2])
+    assert np.array_equal(arrays["true_top_videos"], output_to_video(vqvae.decode_codes(true_top, diag_bottom)).numpy())
+    assert read_shard(shards[1])[0]["true_top_clip"].tolist() == [3]
     assert not np.array_equal(arrays["videos"][0], arrays["videos"][1])  # two samples of one clip differ
     for ext in ("gif", "mp4"):
         assert (results / "samples" / f"grid-00000.{ext}").stat().st_size > 0
@@ -294,7 +306,7 @@ def test_killed_sampling_job_resumes_without_duplicates_or_losses(tmp_path):
     cfg2.write_text(cfgfile.read_text().replace(str(results), str(fresh / "results")))
     assert main(["sample", "--configfile", str(cfg2), "--shard", "0"]) == 0
     whole, _ = read_shard(fresh / "results" / "samples" / "shard-00000.h5")
-    for key in ("videos", "top", "bottom", "clip", "sample"):
+    for key in ("videos", "top", "bottom", "clip", "sample", "true_top_videos", "true_top_bottom", "true_top_clip"):
         assert np.array_equal(arrays[key], whole[key]), key
 
 

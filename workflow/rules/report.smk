@@ -1,11 +1,13 @@
-# Tables for `snakemake --report results/report.html` (vqvideo report-tables): FVD per resolution with FVD*
-# and the copy-last / reconstruction brackets, and PSNR/SSIM, from the evaluation's JSON files.
+# Tables for `snakemake --report results/report.html` (vqvideo report-tables): FVD and KVD per resolution with
+# FVD*/KVD* and the copy-last / reconstruction brackets, and PSNR/SSIM with the per-frame curve embedded, from the
+# evaluation's JSON files and PNG.
 
 
 rule report_tables:
     input:
         fvd=[LAYOUT.fvd(r) for r in config["evaluation"]["resolutions"]],
         quality=LAYOUT.quality,
+        curve=LAYOUT.quality_per_frame,
     output:
         report(LAYOUT.report_tables, caption="../report/results.rst", category="Evaluation"),
     log:
@@ -19,4 +21,4 @@ rule report_tables:
         "../../envs/data.yaml"
     shell:
         "vqvideo report-tables --configfile {params.configfile} --fvd {input.fvd} --quality {input.quality} "
-        "--out {output} > {log} 2>&1"
+        "--curve {input.curve} --out {output} > {log} 2>&1"

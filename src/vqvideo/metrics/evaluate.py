@@ -19,9 +19,11 @@ than R are first area-downscaled to RxR (the paper's 64x64 comparison downsample
 resized to the I3D input with TF1 bilinear. I3D features of every set are cached under ``evaluation/features/``,
 keyed by the content of the videos, the frames used, R and the I3D weights.
 
-``quality.json``: per-frame PSNR and SSIM of the predicted frames against the ground truth (mean over
-samples, and best of K samples per clip), next to the copy-last baseline; diversity = mean pairwise
-1 - SSIM between samples of the same conditioning clip.
+``quality.json``: PSNR and SSIM of the predicted frames against the ground truth, per frame and averaged
+(``AGGREGATION`` says how: PSNR of the mean MSE per frame, so that one identical frame cannot dominate), for the
+samples (mean, and best of K samples per clip), the copy-last baseline and the reconstructions; ``diagnostics``:
+the sample shards' true-top videos (true top codes, sampled bottom codes) next to the full samples; diversity =
+mean pairwise 1 - SSIM between samples of the same conditioning clip. ``quality_per_frame.png`` draws the curves.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vqvideo.runtime.device import choose_device
 from vqvideo.data.datasets import ClipReader
 from vqvideo.data.shards import atomic_write_text, list_shards
 from vqvideo.metrics import fvd as F
@@ -84,19 +85,25 @@ class VideoSet:
                     yield f[ds][np.sort(idx)][np.argsort(np.argsort(idx))]
 
 
-def read_video_set(name: str, shards: list[Path]) -> VideoSet | None:
-    """The videos of ``shards`` (``videos``, ``clip`` and optional ``sample``); None if there are none."""
+TRUE_TOP_PREFIX = "true_top_"  # sample shards' diagnostic videos: true top codes, sampled bottom codes
+
+
+def read_video_set(name: str, shards: list[Path], prefix: str = "") -> VideoSet | None:
+    """The videos of ``shards`` (datasets ``{prefix}videos``, ``{prefix}clip`` and optional ``{prefix}sample``);
+    None if there are none."""
     if not shards:
         return None
     parts, clips, samples = [], [], []
     for path in shards:
         with h5py.File(path, "r") as f:
-            n = f["videos"].shape[0]
+            if f"{prefix}videos" not in f:
+                continue
+            n = f[f"{prefix}videos"].shape[0]
             if n == 0:
                 continue
-            clip = f["clip"][()].astype(np.int64)
-            sample = f["sample"][()].astype(np.int64) if "sample" in f else np.zeros(n, np.int64)
-        parts.append((path, "videos", np.arange(n)))
+            clip = f[f"{prefix}clip"][()].astype(np.int64)
+            sample = f[f"{prefix}sample"][()].astype(np.int64) if f"{prefix}sample" in f else np.zeros(n, np.int64)
+        parts.append((path, f"{prefix}videos", np.arange(n)))
         clips.append(clip)
         samples.append(sample)
     if not parts:
@@ -277,7 +284,7 @@ def _setup(cfg):
     ev = cfg.evaluation
     if ev.threads:
         torch.set_num_threads(ev.threads)
-    device = choose_device(ev.device)
+    device = F.default_device() if ev.device == "auto" else torch.device(ev.device)
     return device
 
 
@@ -386,36 +393,88 @@ def _fvd_json(cfg, resolution: int, sets: dict, comp: dict, folds: list, n_frame
 # ------------------------------------------------------------------------------------------- quality
 PSNR_CAP = 100.0  # identical frames have infinite PSNR; capped so means stay finite
 
+AGGREGATION = {
+    "psnr": "per predicted frame t, PSNR of the mean MSE over videos (10 log10(255^2 / mean_v MSE[v, t])); "
+            "psnr = the mean of that curve over t. A frame identical to the truth adds MSE 0 to a mean instead of "
+            "a capped 100 dB (the 12-fps demo sources repeat frames after resampling to 25 fps)",
+    "psnr_capped_mean": "the former aggregation, for comparison: the mean over videos and frames of per-frame "
+                        "PSNR capped at psnr_cap_db",
+    "ssim": "mean over videos and frames of per-frame SSIM",
+    "best_of_k": "per conditioning clip, the sample with the lowest MSE over the predicted frames (for PSNR) and "
+                 "the one with the highest mean SSIM (for SSIM), then aggregated as above",
+}
 
-def per_frame_scores(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """PSNR and SSIM per frame ``[N, T]`` of uint8 videos ``[N, T, H, W, 3]``."""
-    from vqvideo.metrics.quality import psnr, ssim
+
+def frame_errors(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MSE (0-255 scale) and SSIM per frame ``[N, T]`` of uint8 videos ``[N, T, H, W, 3]``."""
+    from vqvideo.metrics.quality import ssim
 
     n, t = pred.shape[:2]
     a = torch.from_numpy(np.ascontiguousarray(pred)).reshape(n * t, 1, *pred.shape[2:])
     b = torch.from_numpy(np.ascontiguousarray(truth)).reshape(n * t, 1, *truth.shape[2:])
-    p = psnr(a, b).clamp(max=PSNR_CAP).reshape(n, t).numpy()
-    s = ssim(a, b).reshape(n, t).numpy()
-    return p, s
+    mse = (a.double() - b.double()).pow(2).flatten(1).mean(1).reshape(n, t).numpy()
+    return mse, ssim(a, b).reshape(n, t).numpy()
 
 
-def _scores(videos: VideoSet, reader: ClipReader, cond: int) -> dict:
-    """Per-frame PSNR/SSIM of the predicted frames of every video against its real clip."""
-    psnrs, ssims, clips = [], [], []
-    offset = 0
+def psnr_of_mse(mse: np.ndarray) -> np.ndarray:
+    """PSNR in dB of MSEs on the 0-255 scale, capped at ``PSNR_CAP`` (MSE 0 would be +inf)."""
+    with np.errstate(divide="ignore"):
+        return np.minimum(10 * np.log10(255.0 ** 2 / np.asarray(mse, np.float64)), PSNR_CAP)
+
+
+@dataclass
+class FrameScores:
+    """Per-video, per-predicted-frame errors of one video set against the real clips."""
+
+    mse: np.ndarray  # [N, T'] 0-255 scale
+    ssim: np.ndarray  # [N, T']
+    clip: np.ndarray  # [N]
+
+    def best_of_k(self) -> tuple["FrameScores", "FrameScores"]:
+        """Per clip, its sample with the lowest mean MSE, and its sample with the highest mean SSIM."""
+        by_mse, by_ssim = [], []
+        for c in np.unique(self.clip):
+            rows = np.flatnonzero(self.clip == c)
+            by_mse.append(rows[np.argmin(self.mse[rows].mean(1))])
+            by_ssim.append(rows[np.argmax(self.ssim[rows].mean(1))])
+        return self._take(by_mse), self._take(by_ssim)
+
+    def _take(self, rows) -> "FrameScores":
+        rows = np.asarray(rows, np.int64)
+        return FrameScores(self.mse[rows], self.ssim[rows], self.clip[rows])
+
+
+def frame_scores(videos, reader: ClipReader, cond: int) -> FrameScores:
+    """MSE and SSIM of the predicted frames of every video of a set against its real clip."""
+    mses, ssims, clips, offset = [], [], [], 0
     for batch in videos.batches():
         clip = videos.clip[offset:offset + len(batch)]
         offset += len(batch)
-        truth = reader(clip)
-        p, s = per_frame_scores(batch[:, cond:], truth[:, cond:])
-        psnrs.append(p), ssims.append(s), clips.append(clip)
-    p, s, clip = np.concatenate(psnrs), np.concatenate(ssims), np.concatenate(clips)
-    best_p = [p[clip == c].mean(1).max() for c in np.unique(clip)]
-    best_s = [s[clip == c].mean(1).max() for c in np.unique(clip)]
-    return {"psnr": float(p.mean()), "ssim": float(s.mean()),
-            "psnr_per_frame": p.mean(0).tolist(), "ssim_per_frame": s.mean(0).tolist(),
-            "best_of_k_psnr": float(np.mean(best_p)), "best_of_k_ssim": float(np.mean(best_s)),
-            "n_videos": int(len(p)), "n_clips": int(len(best_p))}
+        mse, ssim = frame_errors(batch[:, cond:], reader(clip)[:, cond:])
+        mses.append(mse), ssims.append(ssim), clips.append(clip)
+    return FrameScores(np.concatenate(mses), np.concatenate(ssims), np.concatenate(clips))
+
+
+def _curves(psnr_from: FrameScores, ssim_from: FrameScores | None = None) -> dict:
+    """PSNR (from the mean MSE per frame) and SSIM curves and their means; see ``AGGREGATION``."""
+    ssim_from = ssim_from if ssim_from is not None else psnr_from
+    psnr_curve = psnr_of_mse(psnr_from.mse.mean(0))
+    ssim_curve = ssim_from.ssim.mean(0)
+    return {"psnr": float(psnr_curve.mean()), "ssim": float(ssim_curve.mean()),
+            "psnr_per_frame": psnr_curve.tolist(), "ssim_per_frame": ssim_curve.tolist()}
+
+
+def summarize(scores: FrameScores, best_of_k: bool = False) -> dict:
+    """quality.json's entry for one set: curves, means, the former capped mean, and (for samples) best of K."""
+    out = {**_curves(scores),
+           "psnr_capped_mean": float(psnr_of_mse(scores.mse).mean()),
+           "identical_frames": int((scores.mse == 0).sum()),
+           "n_videos": int(len(scores.clip)), "n_clips": int(len(np.unique(scores.clip)))}
+    if best_of_k:
+        best = _curves(*scores.best_of_k())
+        out.update({f"best_of_k_{k}": v for k, v in best.items()})
+        out["k"] = float(len(scores.clip) / max(out["n_clips"], 1))
+    return out
 
 
 def _diversity(videos: VideoSet, cond: int) -> dict | None:
@@ -439,32 +498,66 @@ def _diversity(videos: VideoSet, cond: int) -> dict | None:
     return {"mean_pairwise_1_minus_ssim": float(np.mean(values)), "pairs": len(values)}
 
 
-def evaluate_quality(cfg, paths: EvalPaths | None = None, out_path: Path | None = None) -> dict:
-    """Compute ``quality.json`` (see the module docstring; written to ``out_path``, default: the layout's) from
-    ``paths`` (default: the layout's); return its content."""
+def _quality_sets(paths: EvalPaths) -> dict:
+    """samples; copy_last, reconstructions and the true-top diagnostic (None where absent), restricted to the
+    sampled conditioning clips."""
+    samples = _samples(paths)
+    clips = np.unique(samples.clip)
+    others = {"copy_last": read_video_set("copy_last", paths.copy_last),
+              "reconstructions": read_video_set("recon", paths.recon),
+              "true_top": read_video_set("true_top", paths.samples, prefix=TRUE_TOP_PREFIX)}
+    return {"samples": samples, **{k: (v.subset(clips) if v is not None else None) for k, v in others.items()}}
+
+
+def _diagnostics(true_top: dict | None, samples: dict) -> dict:
+    """Split the blame: decoding the TRUE top codes with SAMPLED bottom codes, next to the full samples."""
+    return {
+        "what": "true_top_sampled_bottom: the encoder's top codes of the real clip (timestep 0 from the "
+                "conditioning frames alone, as sampling has it), bottom codes sampled by the bottom prior given "
+                "them, decoded. Near the reconstructions: the top prior is to blame; near the full samples: "
+                "the bottom prior",
+        "true_top_sampled_bottom": true_top,
+        "full_samples": {k: samples[k] for k in ("psnr", "ssim", "psnr_per_frame", "ssim_per_frame")},
+    }
+
+
+def evaluate_quality(cfg, paths: EvalPaths | None = None, out_path: Path | None = None,
+                     plot_path: Path | None = None) -> dict:
+    """Compute ``quality.json`` (written to ``out_path``) and its per-frame curves (``plot_path``; defaults: the
+    layout's) from ``paths`` (default: the layout's); see the module docstring; return the JSON's content."""
     paths, cond = paths or EvalPaths.of(cfg), cfg.sampling.cond_frames
     _setup(cfg)
-    samples = _samples(paths)
-    copy_last = read_video_set("copy_last", paths.copy_last)
+    t0 = time.perf_counter()
+    sets = _quality_sets(paths)
     reader = ClipReader(paths.data)
+    scores = {name: (frame_scores(s, reader, cond) if s is not None else None) for name, s in sets.items()}
+    entries = {name: (summarize(sc, best_of_k=name == "samples") if sc is not None else None)
+               for name, sc in scores.items()}
     out = {
         "predicted_frames": [cond + 1, cfg.data.frames],  # 1-based, inclusive (5..16 in the paper's setting)
-        "samples": _scores(samples, reader, cond),
-        "copy_last": (_scores(copy_last.subset(np.unique(samples.clip)), reader, cond)
-                      if copy_last is not None else None),
-        "diversity": _diversity(samples, cond),
+        "samples": entries["samples"],
+        "copy_last": entries["copy_last"],
+        "reconstructions": entries["reconstructions"],
+        "diagnostics": _diagnostics(entries["true_top"], entries["samples"]),
+        "diversity": _diversity(sets["samples"], cond),
+        "aggregation": AGGREGATION,
         "psnr_cap_db": PSNR_CAP,
         "ssim": "Wang et al. 2004, 11x11 Gaussian (sigma 1.5), per frame and channel, valid window",
         "config_hash": cfg.hash,
     }
+    out["seconds"] = time.perf_counter() - t0
+    from vqvideo.viz import plot_per_frame
+
+    plot_per_frame(out, plot_path or cfg.layout.quality_per_frame)
     atomic_write_text(out_path or cfg.layout.quality, json.dumps(out, indent=2) + "\n")
     return out
 
 
 def evaluate(cfg, resolution: int | None = None, quality: bool = False, paths: EvalPaths | None = None,
-             out_path: Path | None = None) -> None:
+             out_path: Path | None = None, plot_path: Path | None = None) -> None:
     """``vqvideo evaluate``: FVD at ``resolution`` (all of ``evaluation.resolutions`` and quality when
-    neither is given), and/or quality.json. ``out_path`` (one output only) and ``paths`` default to the layout's."""
+    neither is given), and/or quality.json (and its curves, ``plot_path``). ``out_path`` (one output only),
+    ``plot_path`` and ``paths`` default to the layout's."""
     if out_path is not None and (resolution is not None) == quality:
         raise ValueError("one output path is for one output: --resolution R or --quality")
     if resolution is None and not quality:
@@ -477,7 +570,7 @@ def evaluate(cfg, resolution: int | None = None, quality: bool = False, paths: E
         print(f"FVD({resolution}) = {res['value']:.2f} ± {res['std']:.2f} (folds {res['folds']}); "
               f"KVD({resolution}) = {res['kvd']['value']:.4g} ± {res['kvd']['std']:.2g}")
     if quality:
-        evaluate_quality(cfg, paths, out_path)
+        evaluate_quality(cfg, paths, out_path, plot_path)
 
 
 # ------------------------------------------------------------------------------------------- one pair
@@ -485,23 +578,21 @@ def load_videos(path: str | Path) -> np.ndarray:
     """uint8 videos from a ``.npz`` (its only array, or ``videos``), an HDF5 shard or a folder of shards
     (dataset ``videos`` or ``clips``)."""
     path = Path(path)
-    if not path.exists():
-        raise F.FVDInputError(f"{path}: no such file or folder")
     if path.suffix == ".npz":
         with np.load(path) as z:
             name = "videos" if "videos" in z.files else (z.files[0] if len(z.files) == 1 else None)
             if name is None:
-                raise F.FVDInputError(f"{path}: several arrays and none named 'videos'")
+                raise ValueError(f"{path}: several arrays and none named 'videos'")
             return z[name]
     shards = list_shards(path) if path.is_dir() else [path]
     if not shards:
-        raise F.FVDInputError(f"no .h5 shards in {path}")
+        raise FileNotFoundError(f"no .h5 shards in {path}")
     out = []
     for shard in shards:
         with h5py.File(shard, "r") as f:
             name = "videos" if "videos" in f else "clips" if "clips" in f else None
             if name is None:
-                raise F.FVDInputError(f"{shard}: no dataset 'videos' or 'clips'")
+                raise ValueError(f"{shard}: no dataset 'videos' or 'clips'")
             out.append(f[name][()])
     return np.concatenate(out)
 
@@ -509,12 +600,12 @@ def load_videos(path: str | Path) -> np.ndarray:
 def fvd_pair(real: str | Path, fake: str | Path, resolution: int | None = None, batch_size: int = 8,
              device: str = "auto") -> dict:
     """``vqvideo fvd``: FVD between two video files/folders; returns a JSON-able dict."""
-    dev = choose_device(device)
+    dev = F.default_device() if device == "auto" else torch.device(device)
     a, b = load_videos(real), load_videos(fake)
     if a.shape[1:] != b.shape[1:]:
         raise F.FVDInputError(f"the two sets differ in shape: {list(a.shape[1:])} vs {list(b.shape[1:])}")
     if resolution is not None and resolution > min(a.shape[2:4]):
-        raise F.FVDInputError(f"resolution {resolution} exceeds the videos' size {a.shape[2]}x{a.shape[3]}")
+        raise ValueError(f"resolution {resolution} exceeds the videos' size {a.shape[2]}x{a.shape[3]}")
     model = load_i3d(dev)
     kw = {"batch_size": batch_size, "device": dev, "model": model,
           "resolution": resolution if resolution not in (None, a.shape[2]) else None}

@@ -19,7 +19,6 @@ import scipy.linalg
 import torch
 from tqdm.auto import tqdm
 
-from vqvideo.runtime.device import choose_device
 from vqvideo.errors import UserError
 from vqvideo.metrics.i3d import INPUT_SIZE, MIN_FRAMES, load_i3d
 
@@ -97,7 +96,7 @@ def check_videos(videos) -> None:
 
 
 def default_device() -> torch.device:
-    return choose_device("auto")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def i3d_logits(videos, batch_size: int = 8, device: str | torch.device | None = None,

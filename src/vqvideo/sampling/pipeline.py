@@ -8,7 +8,11 @@ on the 4 top timesteps and its predecessors; the decoder turns ``top [4, h, w]``
 
 Sample shard ``i`` (``results/samples/shard-{i:05d}.h5``) follows latent shard ``i``: ``videos`` uint8
 ``[N, 16, H, W, 3]`` (rounded), ``top``, ``bottom`` int16, ``clip`` int64 (manifest row), ``sample`` int64
-(index per clip); attrs ``seed``, ``temperature``, ``method`` and the checkpoints' hashes.
+(index per clip); attrs ``seed``, ``temperature``, ``method`` and the checkpoints' hashes. With
+``sampling.true_top_diagnostic`` it also holds ``true_top_videos`` (one per clip, sample 0), ``true_top_bottom``,
+``true_top_clip`` and ``true_top_sample``: the clip's true top codes (timestep 0 from the conditioning frames
+alone) decoded with bottom codes sampled given them, so that quality.json can tell the top prior's share of
+the error from the bottom prior's.
 
 Resuming: every batch is written atomically to ``.parts/shard-{i:05d}/batch-{b:05d}.h5`` as soon as it is
 sampled, with its own generator seeded from (seed, shard, batch), so a killed job redoes at most one batch
@@ -30,25 +34,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vqvideo.runtime.device import choose_device
 from vqvideo.config import Config
-from vqvideo.errors import NO_RESULT, MissingInput, UserError
+from vqvideo.errors import UserError
 from vqvideo.data.shards import list_shards, read_shard, write_shard
-from vqvideo.runtime.files import sha256_file
-from vqvideo.sampling.clips import SamplingError, evaluation_groups, load_frames
+from vqvideo.sampling.clips import load_frames, selected_groups
 
 
 class PredictError(UserError):
     """A video ``vqvideo predict`` cannot predict from (too short), or an output it cannot write."""
 
-    exit_code = NO_RESULT  # as predict's other refusals (an unreadable video, missing checkpoints)
+    exit_code = 1  # as predict's other refusals (an unreadable video, missing checkpoints)
 
 
 # --------------------------------------------------------------------------------------------- models
 def resolve_device(name: str) -> torch.device:
     """The sampling device; on a GPU, TF32 is switched off so that both samplers compute in float32 (the naive
     one's whole-grid convolutions and the incremental one's matrix products then agree to rounding error)."""
-    device = choose_device(name)
+    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
+                          ("cpu" if name == "auto" else name))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -57,7 +60,11 @@ def resolve_device(name: str) -> torch.device:
 
 def file_hash(path: str | Path) -> str:
     """Short sha256 of a file (which checkpoint made a sample shard)."""
-    return sha256_file(path)[:12]
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
 
 
 def checkpoint_paths(cfg: Config) -> dict[str, Path]:
@@ -81,7 +88,7 @@ class Models:
         paths = {k: Path((checkpoints or {}).get(k) or v) for k, v in checkpoint_paths(cfg).items()}
         for name, path in paths.items():
             if not path.is_file():
-                raise MissingInput(f"{name} checkpoint not found: {path} (train it first)")
+                raise FileNotFoundError(f"{name} checkpoint not found: {path} (train it first)")
         self.vqvae, _ = load_model(paths["vqvae"], lambda c: VQVAE(**c), map_location=device)
         self.top, _ = load_model(paths["top_prior"], lambda c: TopPrior(**c), map_location=device)
         self.bottom, _ = load_model(paths["bottom_prior"], lambda c: BottomPrior(**c), map_location=device)
@@ -134,9 +141,10 @@ def encode_conditioning(vqvae, frames: np.ndarray, device) -> tuple[torch.Tensor
     return vqvae.encode_codes(video_to_input(torch.from_numpy(np.ascontiguousarray(frames)).to(device)))
 
 
-def batch_seed(seed: int, shard: int, batch: int) -> int:
-    """The generator seed of one batch: independent of which batches ran before (resumable, parallel)."""
-    digest = hashlib.sha256(f"vqvideo-sample:{seed}:{shard}:{batch}".encode()).digest()
+def batch_seed(seed: int, shard: int, batch: int, stream: str = "sample") -> int:
+    """The generator seed of one batch: independent of which batches ran before (resumable, parallel).
+    ``stream``: ``sample`` (the samples) or ``true-top`` (the diagnostic's bottom codes)."""
+    digest = hashlib.sha256(f"vqvideo-{stream}:{seed}:{shard}:{batch}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
@@ -171,18 +179,32 @@ def latent_shard_numbers(cfg: Config) -> list[int]:
     return [int(p.stem.rsplit("-", 1)[1]) for p in list_shards(folder, "shard-*.h5")]
 
 
+@dataclass
+class Plan:
+    """What one sample shard holds: the kept clips' conditioning codes and the (clip, sample) of each video."""
+
+    rows: list[dict]  # manifest rows of the kept clips
+    cond_top: np.ndarray  # [n, 1, h, w]
+    cond_bottom: np.ndarray  # [n, 2, H, W]
+    true_top: np.ndarray  # [n, 4, h, w] the full clip's top codes, timestep 0 replaced by cond_top
+    clips: np.ndarray  # [N] manifest row of each video (N = n * samples_per_clip)
+    samples: np.ndarray  # [N] sample index per clip
+    index: np.ndarray  # [N] row of cond_* for each video
+    attrs: dict
+
+
 def _conditioning(cfg: Config, paths: ShardPaths, models: Models):
-    """Kept clips of latent shard ``paths.latents``: (manifest rows, cond_top, cond_bottom) as numpy arrays."""
-    kept = {row["clip"]: row for rows in evaluation_groups(paths.data, cfg.evaluation.split,
-                                                           cfg.sampling.max_clips).values() for row in rows}
+    """Kept clips of latent shard ``paths.latents``: (manifest rows, cond_top, cond_bottom, top) as numpy arrays."""
+    kept = {row["clip"]: row for rows in selected_groups(cfg, paths.data).values() for row in rows}
     with h5py.File(paths.latents, "r") as f:
         clip_ids = f["clip"][()].astype(np.int64)
         take = np.array([i for i, c in enumerate(clip_ids) if int(c) in kept], dtype=np.int64)
         rows = [kept[int(clip_ids[i])] for i in take]
+        top = f["top"][()][take] if len(take) else f["top"][:0]
         if "cond_top" in f and "cond_bottom" in f:
             cond_top = f["cond_top"][()][take] if len(take) else f["cond_top"][:0]
             cond_bottom = f["cond_bottom"][()][take] if len(take) else f["cond_bottom"][:0]
-            return rows, cond_top, cond_bottom
+            return rows, cond_top, cond_bottom, top
     # latents without conditioning codes: encode the first frames alone, as the latent stage does
     tops, bottoms = [], []
     for start in range(0, len(rows), cfg.sampling.batch_size):
@@ -190,7 +212,20 @@ def _conditioning(cfg: Config, paths: ShardPaths, models: Models):
         ct, cb = encode_conditioning(models.vqvae, frames[:, :cfg.sampling.cond_frames], models.device)
         tops.append(ct.cpu().numpy())
         bottoms.append(cb.cpu().numpy())
-    return rows, np.concatenate(tops), np.concatenate(bottoms)
+    return rows, np.concatenate(tops), np.concatenate(bottoms), top
+
+
+def plan_shard(cfg: Config, paths: ShardPaths, models: Models) -> Plan:
+    s = cfg.sampling
+    rows, cond_top, cond_bottom, top = _conditioning(cfg, paths, models)
+    true_top = np.concatenate([cond_top, top[:, cond_top.shape[1]:]], axis=1).astype(cond_top.dtype)
+    n = s.samples_per_clip
+    attrs = {"seed": s.seed, "temperature": s.temperature, "method": s.method, "batch_size": s.batch_size,
+             "cond_frames": s.cond_frames, "true_top": bool(s.true_top_diagnostic), **models.hashes}
+    return Plan(rows, cond_top, cond_bottom, true_top,
+                clips=np.repeat(np.array([r["clip"] for r in rows], dtype=np.int64), n),
+                samples=np.tile(np.arange(n, dtype=np.int64), len(rows)),
+                index=np.repeat(np.arange(len(rows)), n), attrs=attrs)
 
 
 def _part_ok(path: Path, clips: np.ndarray, samples: np.ndarray, attrs: dict) -> bool:
@@ -203,73 +238,128 @@ def _part_ok(path: Path, clips: np.ndarray, samples: np.ndarray, attrs: dict) ->
     return same and np.array_equal(arrays["clip"], clips) and np.array_equal(arrays["sample"], samples)
 
 
+class Progress:
+    """tqdm over the shard's videos with tokens/s and videos/s (all videos of a batch count), at most once a
+    second while a batch is generated."""
+
+    def __init__(self, total: int, tokens: int, shard: int):
+        self.bar = tqdm(total=total, unit="video", desc=f"sample shard {shard}", dynamic_ncols=True)
+        self.tokens, self.started, self.last = tokens, time.perf_counter(), 0.0
+        self.elapsed, self.done = 0.0, 0
+
+    def during(self, batch_n: int):
+        """The ``on_tokens`` callback of the batch being sampled (``k`` positions of each of its videos)."""
+        done_before = self.done * self.tokens
+
+        def show(k: int) -> None:
+            now = time.perf_counter()
+            if now - self.last >= 1.0:
+                self.last = now
+                rate = (done_before + k * batch_n) / max(now - self.started, 1e-9)
+                self.bar.set_postfix({"tokens/s": f"{rate:.0f}", "videos/s": f"{rate / self.tokens:.3f}"},
+                                     refresh=True)
+        return show
+
+    def batch_done(self, n: int, seconds: float) -> None:
+        self.elapsed += seconds
+        self.done += n
+        self.bar.update(n)
+        self.bar.set_postfix({"tokens/s": f"{self.done * self.tokens / self.elapsed:.0f}",
+                              "videos/s": f"{self.done / self.elapsed:.3f}"})
+
+
+def _true_top_videos(models: Models, plan: Plan, sl: slice, temperature: float, generator) -> dict:
+    """The diagnostic of a batch: for its videos of sample 0, bottom codes sampled given the TRUE top codes,
+    decoded (``true_top_videos`` uint8 ``[n, T, H, W, 3]``, ``true_top_clip``, ``true_top_sample``)."""
+    from vqvideo.sampling import incremental, naive
+
+    first = np.flatnonzero(plan.samples[sl] == 0)
+    out = {"true_top_clip": plan.clips[sl][first], "true_top_sample": plan.samples[sl][first]}
+    if len(first) == 0:
+        return {"true_top_videos": None, **out}
+    rows = plan.index[sl][first]
+    sampler = naive if plan.attrs["method"] == "naive" else incremental
+    top = torch.from_numpy(plan.true_top[rows]).long().to(models.device)
+    cb = torch.from_numpy(plan.cond_bottom[rows]).long().to(models.device)
+    bottom = sampler.sample_bottom(models.bottom, top, cb, temperature, generator)
+    return {"true_top_videos": decode_videos(models.vqvae, top, bottom),
+            "true_top_bottom": bottom.cpu().numpy().astype(np.int16), **out}
+
+
+def _sample_batch(cfg: Config, models: Models, plan: Plan, shard: int, b: int, sl: slice, on_tokens) -> dict:
+    """Sample the videos ``sl`` of the plan (batch ``b``): their codes and videos (and the diagnostic's)."""
+    s = cfg.sampling
+    generator = torch.Generator(device=models.device).manual_seed(batch_seed(s.seed, shard, b))
+    ct = torch.from_numpy(plan.cond_top[plan.index[sl]]).to(models.device)
+    cb = torch.from_numpy(plan.cond_bottom[plan.index[sl]]).to(models.device)
+    top, bottom = sample_latents(models, ct, cb, s.temperature, generator, s.method, on_tokens=on_tokens)
+    arrays = {"videos": decode_videos(models.vqvae, top, bottom), "top": top.cpu().numpy().astype(np.int16),
+              "bottom": bottom.cpu().numpy().astype(np.int16), "clip": plan.clips[sl], "sample": plan.samples[sl]}
+    if s.true_top_diagnostic:
+        diag_gen = torch.Generator(device=models.device).manual_seed(batch_seed(s.seed, shard, b, "true-top"))
+        diag = _true_top_videos(models, plan, sl, s.temperature, diag_gen)
+        if diag["true_top_videos"] is None:
+            diag.update(true_top_videos=arrays["videos"][:0], true_top_bottom=arrays["bottom"][:0])
+        arrays.update(diag)
+    return arrays
+
+
+def _gather(parts_dir: Path, n_batches: int, names: list[str], empty: dict) -> dict:
+    """The parts in batch order: exactly the shard's videos, each once."""
+    gathered = {k: [] for k in names}
+    for b in range(n_batches):
+        arrays, _ = read_shard(parts_dir / f"batch-{b:05d}.h5", names)
+        for k in names:
+            gathered[k].append(arrays[k])
+    return {k: np.concatenate(v) if v else empty[k] for k, v in gathered.items()}
+
+
+def _empty_arrays(cfg: Config, top_shape, bottom_shape) -> dict:
+    res, frames = cfg.data.resolution, cfg.data.frames
+    videos = np.zeros((0, frames, res, res, 3), np.uint8)
+    return {"videos": videos, "top": np.zeros((0, *top_shape), np.int16),
+            "bottom": np.zeros((0, *bottom_shape), np.int16), "clip": np.zeros(0, np.int64),
+            "sample": np.zeros(0, np.int64), "true_top_videos": videos,
+            "true_top_bottom": np.zeros((0, *bottom_shape), np.int16), "true_top_clip": np.zeros(0, np.int64),
+            "true_top_sample": np.zeros(0, np.int64)}
+
+
 def sample_shard(cfg: Config, shard: int, models: Models, paths: ShardPaths | None = None) -> Path:
     """Sample every kept clip of latent shard ``shard`` ``samples_per_clip`` times; write the sample shard.
+    ``paths``: what it reads and writes (default: the layout's, :meth:`ShardPaths.of`).
 
-    ``paths``: what it reads and writes (default: the layout's, :meth:`ShardPaths.of`)."""
+    With ``sampling.true_top_diagnostic``, the shard also holds, for sample 0 of each clip, the video decoded
+    from the clip's TRUE top codes and bottom codes sampled given them (``true_top_videos``, ``true_top_bottom``,
+    ``true_top_clip``, ``true_top_sample``): quality.json's diagnostic that splits the blame between the priors.
+    """
     s = cfg.sampling
     paths = paths or ShardPaths.of(cfg, shard)
     out = paths.out
     parts_dir = out.parent / ".parts" / out.stem
-    rows, cond_top, cond_bottom = _conditioning(cfg, paths, models)
-    clips = np.repeat(np.array([r["clip"] for r in rows], dtype=np.int64), s.samples_per_clip)
-    samples = np.tile(np.arange(s.samples_per_clip, dtype=np.int64), len(rows))
-    index = np.repeat(np.arange(len(rows)), s.samples_per_clip)  # row of cond_* for each video
-    attrs = {"seed": s.seed, "temperature": s.temperature, "method": s.method, "batch_size": s.batch_size,
-             "cond_frames": s.cond_frames, **models.hashes}
-
+    plan = plan_shard(cfg, paths, models)
     top_shape, bottom_shape = _latent_shapes(models.vqvae, cfg.data.frames, cfg.data.resolution)
-    tokens = tokens_per_video(top_shape, bottom_shape, cond_top.shape[1], cond_bottom.shape[1])
-    starts = list(range(0, len(clips), s.batch_size))
-    bar = tqdm(total=len(clips), unit="video", desc=f"sample shard {shard}", dynamic_ncols=True)
-    elapsed, done_now = 0.0, 0
-    started = time.perf_counter()
-    last_shown = [0.0]
-
-    def show(tokens_done: float) -> None:
-        """tokens/s (all videos of the batch count) and videos/s since this run started, at most once a second."""
-        now = time.perf_counter()
-        if now - last_shown[0] >= 1.0:
-            last_shown[0] = now
-            rate = tokens_done / max(now - started, 1e-9)
-            bar.set_postfix({"tokens/s": f"{rate:.0f}", "videos/s": f"{rate / tokens:.3f}"}, refresh=True)
+    tokens = tokens_per_video(top_shape, bottom_shape, plan.cond_top.shape[1], plan.cond_bottom.shape[1])
+    starts = list(range(0, len(plan.clips), s.batch_size))
+    progress = Progress(len(plan.clips), tokens, shard)
     for b, start in enumerate(starts):
         sl = slice(start, start + s.batch_size)
         part = parts_dir / f"batch-{b:05d}.h5"
-        if part.exists() and _part_ok(part, clips[sl], samples[sl], attrs):
-            bar.update(len(clips[sl]))
+        if part.exists() and _part_ok(part, plan.clips[sl], plan.samples[sl], plan.attrs):
+            progress.bar.update(len(plan.clips[sl]))
             continue
         t0 = time.perf_counter()
-        generator = torch.Generator(device=models.device).manual_seed(batch_seed(s.seed, shard, b))
-        ct = torch.from_numpy(cond_top[index[sl]]).to(models.device)
-        cb = torch.from_numpy(cond_bottom[index[sl]]).to(models.device)
-        batch_n, done_before = len(ct), done_now * tokens
-        top, bottom = sample_latents(models, ct, cb, s.temperature, generator, s.method,
-                                     on_tokens=lambda k: show(done_before + k * batch_n))
-        videos = decode_videos(models.vqvae, top, bottom)
-        write_shard(part, {"videos": videos, "top": top.cpu().numpy().astype(np.int16),
-                           "bottom": bottom.cpu().numpy().astype(np.int16), "clip": clips[sl],
-                           "sample": samples[sl]}, attrs)
-        elapsed += time.perf_counter() - t0
-        done_now += len(videos)
-        bar.update(len(videos))
-        bar.set_postfix({"tokens/s": f"{done_now * tokens / elapsed:.0f}", "videos/s": f"{done_now / elapsed:.3f}"})
-    bar.close()
+        arrays = _sample_batch(cfg, models, plan, shard, b, sl, progress.during(len(plan.clips[sl])))
+        write_shard(part, arrays, plan.attrs)
+        progress.batch_done(len(arrays["videos"]), time.perf_counter() - t0)
+    progress.bar.close()
 
-    # gather: the parts in batch order are exactly the shard's videos, each once
-    res = cfg.data.resolution
     names = ["videos", "top", "bottom", "clip", "sample"]
-    gathered = {k: [] for k in names}
-    for b in range(len(starts)):
-        arrays, _ = read_shard(parts_dir / f"batch-{b:05d}.h5", names)
-        for k in names:
-            gathered[k].append(arrays[k])
-    empty = {"videos": np.zeros((0, cfg.data.frames, res, res, 3), np.uint8),
-             "top": np.zeros((0, *top_shape), np.int16), "bottom": np.zeros((0, *bottom_shape), np.int16),
-             "clip": np.zeros(0, np.int64), "sample": np.zeros(0, np.int64)}
-    arrays = {k: np.concatenate(v) if v else empty[k] for k, v in gathered.items()}
-    write_grid(cfg, paths, rows, arrays)
-    write_shard(out, arrays, {**attrs, "config_hash": cfg.hash, "tokens_per_video": tokens})
+    if s.true_top_diagnostic:
+        names += ["true_top_videos", "true_top_bottom", "true_top_clip", "true_top_sample"]
+    arrays = _gather(parts_dir, len(starts), names, _empty_arrays(cfg, top_shape, bottom_shape))
+    write_grid(cfg, paths, plan.rows, arrays)
+    write_shard(out, arrays, {**plan.attrs, "config_hash": cfg.hash, "tokens_per_video": tokens,
+                              "sampling_seconds": progress.elapsed})  # this run's batches (resumed ones excluded)
     shutil.rmtree(parts_dir, ignore_errors=True)
     try:
         parts_dir.parent.rmdir()  # .parts/, once no shard of this folder is in progress
@@ -315,11 +405,11 @@ def run_sampling(cfg: Config, shard: int | None = None, paths: ShardPaths | None
     if cfg.sampling.threads:
         torch.set_num_threads(cfg.sampling.threads)
     if paths is not None and shard is None:
-        raise SamplingError("explicit shard paths need a shard number")
+        raise ValueError("explicit shard paths need a shard number")
     device = resolve_device(cfg.sampling.device)
     shards = latent_shard_numbers(cfg) if shard is None else [shard]
     if not shards:
-        raise MissingInput(f"no latent shards in {cfg.layout.latents / cfg.evaluation.split}")
+        raise FileNotFoundError(f"no latent shards in {cfg.layout.latents / cfg.evaluation.split}")
     models = Models(cfg, device, checkpoints)
     written = []
     for i in shards:
