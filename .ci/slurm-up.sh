@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Bring up a single-node SLURM on this machine (Debian 12: slurm-wlm 22.05, munge), for tests/workflow/test_slurm.py.
+# Bring up a small SLURM on this machine (Debian 12: slurm-wlm 22.05, munge), for tests/workflow/test_slurm.py and
+# the two-node tests of tests/workflow/test_multinode.py.
 #
 #   .ci/slurm-up.sh      # as root; installs nothing (.ci/run apt-installs slurm-wlm and munge first)
-#   .ci/slurm-down.sh    # stops the daemons by their PID files
+#   .ci/slurm-down.sh    # stops the daemons by their PID files, removes the namespaces and the bridge
 #
-# One node `localhost` with this machine's CPUs and memory, one partition `debug`, select/cons_tres,
-# proctrack/linuxproc, task/none, no accounting (so no sacct: the test profile tells the Snakemake plugin
-# to poll squeue), DefMemPerCPU so a job without --mem does not take the whole node, and two fake GPUs
-# (GresTypes=gpu, Gres=gpu:2; gres.conf lists two distinct character devices made with mknod as copies of
-# /dev/null: slurmd refuses the same file twice, and complains about plain files).
+# Three nodes, one slurmctld:
+# - `local` (partition `debug`, the default): this machine's loopback, with this machine's CPUs and memory (not
+#   named `localhost`: slurmctld then refuses any other node, "Duplicated NodeHostName").
+# - `node1`, `node2` (partition `multi`): two "machines" made here, each a network namespace with its own
+#   address (10.199.77.11 and .12 on interface vq0, a veth pair onto the bridge vqbr0 = 10.199.77.1 on this
+#   machine) and its own hostname (a UTS namespace), each running its own slurmd. Debian's slurmd is built
+#   without --enable-multiple-slurmd, so two slurmd cannot share one address; in namespaces each one is a
+#   plain single slurmd. /etc/netns/<node>/hosts (which `ip netns exec` mounts over /etc/hosts) names both
+#   nodes, so torchrun's rendezvous and gloo find each other by hostname; GLOO_SOCKET_IFNAME=vq0 names the
+#   interface. Traffic stays on this machine: the bridge has no uplink and IP forwarding is not touched.
+# Every node: select/cons_tres, proctrack/linuxproc, task/none, no accounting (so no sacct: the test profile
+# tells the Snakemake plugin to poll squeue), DefMemPerCPU so a job without --mem does not take the whole
+# node, and two fake GPUs each (GresTypes=gpu, Gres=gpu:2; gres.conf lists distinct character devices made
+# with mknod as copies of /dev/null: slurmd refuses the same file twice, and complains about plain files).
+# If slurm.conf changes (e.g. a machine still running the single-node cluster of an older checkout), the
+# daemons are restarted with the new one.
 set -euo pipefail
 
 STATE=${SLURM_CI_DIR:-/var/tmp/vqvideo-slurm}
@@ -32,29 +44,55 @@ if ! munge -n </dev/null >/dev/null 2>&1; then
   for _ in $(seq 50); do munge -n </dev/null >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-# --- fake GPUs: two distinct character devices (copies of /dev/null, major 1 minor 3)
-for i in 0 1; do
-  [ -c "$STATE/fakegpu$i" ] || mknod "$STATE/fakegpu$i" c 1 3
-  chmod 666 "$STATE/fakegpu$i"
+
+# --- the two namespaced nodes: a bridge on this machine, one veth pair and one network namespace per node
+NET=10.199.77
+NODES="node1 node2"
+ip link show vqbr0 >/dev/null 2>&1 || ip link add vqbr0 type bridge
+# (no `| grep -q` under pipefail: grep quitting early fails the pipe)
+[[ "$(ip addr show dev vqbr0)" == *"inet $NET.1/24"* ]] || ip addr add "$NET.1/24" dev vqbr0
+ip link set vqbr0 up
+i=0
+for node in $NODES; do
+  i=$((i + 1))
+  [ -e "/run/netns/$node" ] || ip netns add "$node"
+  ip link show "vq$i-h" >/dev/null 2>&1 || ip link add "vq$i-h" type veth peer name vq0 netns "$node"
+  ip link set "vq$i-h" master vqbr0
+  ip link set "vq$i-h" up
+  ip -n "$node" link set lo up
+  [[ "$(ip -n "$node" addr show dev vq0)" == *"inet $NET.1$i/24"* ]] || ip -n "$node" addr add "$NET.1$i/24" dev vq0
+  ip -n "$node" link set vq0 up
+  { echo "127.0.0.1 localhost"; echo "$NET.1 vqctl"; j=0
+    for other in $NODES; do j=$((j + 1)); echo "$NET.1$j $other"; done; } >"$STATE/hosts.$node"
 done
 
-# --- this machine's CPUs and memory, as slurmd sees them (leave some memory to the OS)
+# --- fake GPUs: two distinct character devices per node (copies of /dev/null, major 1 minor 3)
+for node in local $NODES; do
+  for g in 0 1; do
+    [ -c "$STATE/fakegpu-$node-$g" ] || mknod "$STATE/fakegpu-$node-$g" c 1 3
+    chmod 666 "$STATE/fakegpu-$node-$g"
+  done
+done
+
+# --- this machine's CPUs and memory, as slurmd sees them (leave some memory to the OS); the namespaced nodes
+# share them (a test cluster: its jobs are small)
 CPUS=$(nproc)
 MEM=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 
-cat >"$CONF_DIR/slurm.conf" <<EOF
-# written by .ci/slurm-up.sh: single-node SLURM for the vqvideo tests
+conf=$(mktemp)
+cat >"$conf" <<END_OF_CONF
+# written by .ci/slurm-up.sh: a three-node SLURM on one machine for the vqvideo tests
 ClusterName=vqvideo-ci
-SlurmctldHost=localhost
+SlurmctldHost=localhost($NET.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation=$STATE/ctld
-SlurmdSpoolDir=$STATE/d
+SlurmdSpoolDir=$STATE/d/%n
 SlurmctldPidFile=$STATE/slurmctld.pid
-SlurmdPidFile=$STATE/slurmd.pid
+SlurmdPidFile=$STATE/slurmd.%n.pid
 SlurmctldLogFile=$STATE/log/slurmctld.log
-SlurmdLogFile=$STATE/log/slurmd.log
+SlurmdLogFile=$STATE/log/slurmd.%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -70,33 +108,48 @@ DefMemPerCPU=1000
 MinJobAge=300
 KillWait=30
 GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM Gres=gpu:2 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-EOF
-cat >"$CONF_DIR/gres.conf" <<EOF
-NodeName=localhost Name=gpu File=$STATE/fakegpu0
-NodeName=localhost Name=gpu File=$STATE/fakegpu1
-EOF
+NodeName=local NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM Gres=gpu:2 State=UNKNOWN
+NodeName=node1 NodeAddr=$NET.11 CPUs=$CPUS RealMemory=$MEM Gres=gpu:2 State=UNKNOWN
+NodeName=node2 NodeAddr=$NET.12 CPUs=$CPUS RealMemory=$MEM Gres=gpu:2 State=UNKNOWN
+PartitionName=debug Nodes=local Default=YES MaxTime=INFINITE State=UP
+PartitionName=multi Nodes=node1,node2 MaxTime=INFINITE State=UP
+END_OF_CONF
+if [ -f "$CONF_DIR/slurm.conf" ] && ! cmp -s "$conf" "$CONF_DIR/slurm.conf" && [ -f "$STATE/slurmctld.pid" ]; then
+  echo "slurm-up: slurm.conf changed; restarting the daemons" >&2
+  SLURM_DOWN_KEEP_NET=1 "$(dirname "$0")/slurm-down.sh" >/dev/null
+fi
+mv "$conf" "$CONF_DIR/slurm.conf" && chmod 644 "$CONF_DIR/slurm.conf"
+for node in local $NODES; do
+  for g in 0 1; do echo "NodeName=$node Name=gpu File=$STATE/fakegpu-$node-$g"; done
+done >"$CONF_DIR/gres.conf"
 # Debian's plugstack.conf includes plugstack.conf.d/*; keep whatever is there.
+for node in local $NODES; do mkdir -p "$STATE/d/$node"; done
 
 # --- the daemons (each writes its PID file; slurm-down.sh reads them)
-if ! { [ -f "$STATE/slurmctld.pid" ] && kill -0 "$(cat "$STATE/slurmctld.pid")" 2>/dev/null; }; then
-  /usr/sbin/slurmctld -i
-fi
-if ! { [ -f "$STATE/slurmd.pid" ] && kill -0 "$(cat "$STATE/slurmd.pid")" 2>/dev/null; }; then
-  /usr/sbin/slurmd -N localhost
-fi
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+running "$STATE/slurmctld.pid" || /usr/sbin/slurmctld -i
+running "$STATE/slurmd.local.pid" || /usr/sbin/slurmd -N local
+for node in $NODES; do
+  # in the node's network namespace, with its own hostname and /etc/hosts (a mount namespace of its own, but
+  # the machine's /sys: `ip netns exec` would mount a fresh /sys without the cgroup mounts slurmd needs)
+  running "$STATE/slurmd.$node.pid" ||
+    nsenter --net="/run/netns/$node" unshare --mount --uts sh -c \
+      "mount --bind $STATE/hosts.$node /etc/hosts && hostname $node && exec /usr/sbin/slurmd -N $node"
+done
 
-# --- wait until the node takes jobs
+# --- wait until every node takes jobs
+ready() { [ "$(sinfo -h -N -o '%N %t' 2>/dev/null | grep -cE ' (idle|mix|alloc)$')" -eq 3 ]; }
 for _ in $(seq 60); do
-  state=$(sinfo -h -N -o %t 2>/dev/null | head -1 || true)
-  case "$state" in idle|mix|alloc) break ;; down*|drain*) scontrol update nodename=localhost state=resume 2>/dev/null || true ;; esac
+  ready && break
+  for node in $(sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 ~ /^(down|drain)/ {print $1}'); do
+    scontrol update nodename="$node" state=resume 2>/dev/null || true
+  done
   sleep 1
 done
-state=$(sinfo -h -N -o %t 2>/dev/null | head -1 || true)
-if [ "$state" != idle ] && [ "$state" != mix ] && [ "$state" != alloc ]; then
-  echo "slurm-up: node not ready (state '$state'); logs in $STATE/log" >&2
+if ! ready; then
+  echo "slurm-up: nodes not ready:" >&2
+  sinfo -N -o "%N %t %E" >&2 || true
   tail -n 20 "$STATE"/log/*.log >&2 || true
   exit 1
 fi
-sinfo -N -o "%N %t %c %m %G"
+sinfo -N -o "%N %P %t %c %m %G"

@@ -54,3 +54,57 @@ def test_overrides_win(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text(yaml.safe_dump({"data": {"fps": 30}}))
     assert load_config(f, {"data.fps": 12}).data.fps == 12
+
+
+# ------------------------------------------------------------------------------- one source of defaults
+def _schema_section(schema, path):
+    defs = schema["$defs"]
+
+    def resolve(node):
+        return defs[node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else node
+
+    node = schema
+    for key in path:
+        node = resolve(node["properties"][key])
+    return {k: resolve(v) for k, v in node.get("properties", {}).items()}, resolve
+
+
+def test_constructor_and_dataclass_defaults_are_the_schemas():
+    """The schema is the source of every default; a model constructor or a dataclass that says otherwise fails."""
+    import dataclasses
+    import inspect
+
+    from vqvideo.config import Config, load_schema
+    from vqvideo.models.bottom_prior import BottomPrior
+    from vqvideo.models.top_prior import TopPrior
+    from vqvideo.models.vqvae import VQVAE
+
+    schema = load_schema()
+
+    def plain(v):
+        return list(v) if isinstance(v, tuple) else v
+
+    wrong = []
+    for cls, path in ((VQVAE, ["vqvae", "model"]), (TopPrior, ["top_prior", "model"]),
+                      (BottomPrior, ["bottom_prior", "model"])):
+        props, _ = _schema_section(schema, path)
+        for name, p in inspect.signature(cls).parameters.items():
+            if name in props and p.default is not inspect.Parameter.empty and "default" in props[name] \
+                    and plain(p.default) != props[name]["default"]:
+                wrong.append(f"{cls.__name__}({name}={p.default!r}), schema {'.'.join(path)}.{name}: "
+                             f"{props[name]['default']!r}")
+
+    def walk(obj, path):
+        props, _ = _schema_section(schema, path) if path else _schema_section(schema, [])
+        for f in dataclasses.fields(obj):
+            if f.name in ("raw", "resources"):
+                continue
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, path + [f.name])
+            elif "default" in props.get(f.name, {}) and plain(value) != props[f.name]["default"]:
+                wrong.append(f"{type(obj).__name__}.{f.name} = {value!r}, schema {'.'.join(path + [f.name])}: "
+                             f"{props[f.name]['default']!r}")
+
+    walk(Config(), [])
+    assert not wrong, "\n".join(wrong)

@@ -55,3 +55,47 @@ def test_failure_without_checkpoint_passes_the_code_through(tmp_path):
     ckpt = tmp_path / "checkpoint.pt"
     rc = launch.run([sys.executable, "-c", "import sys; sys.exit(3)"], ckpt, None)
     assert rc == 3 and not launch.resume_path(ckpt).exists()
+
+
+# torchrun's way: on SIGTERM the training checkpoints, but the launcher above it exits with its own code (1)
+MASKED = """import pathlib, signal, sys, time
+ckpt = pathlib.Path(sys.argv[1])
+def stop(*_):
+    ckpt.write_text("stopped")
+    sys.exit(1)
+signal.signal(signal.SIGTERM, stop)
+time.sleep(60)
+"""
+
+
+@pytest.mark.slow
+def test_a_stop_that_checkpoints_exits_75_whatever_the_command_says(tmp_path):
+    (tmp_path / "masked.py").write_text(MASKED)
+    ckpt = tmp_path / "checkpoint.pt"
+    # stopped after 5 s: the script has set its handler by then even on a busy machine
+    rc = launch.run([sys.executable, str(tmp_path / "masked.py"), str(ckpt)], ckpt, deadline=5.0)
+    assert rc == launch.PREEMPTED_EXIT_CODE
+    assert launch.resume_path(ckpt).read_text() == "stopped"
+
+
+@pytest.mark.slow
+def test_a_stop_without_a_new_checkpoint_keeps_the_code(tmp_path):
+    ckpt = tmp_path / "checkpoint.pt"
+    rc = launch.run([sys.executable, "-c", "import signal, sys, time; "
+                     "signal.signal(signal.SIGTERM, lambda *a: sys.exit(1)); time.sleep(60)"], ckpt, deadline=5.0)
+    assert rc == 1 and not launch.resume_path(ckpt).exists()
+
+
+def test_the_failure_message_names_the_node_that_failed_first():
+    reports = [{"node": "node1", "node_id": 0, "nodes": 3, "rc": 1, "signal": "SIGTERM", "started": 0, "ended": 9},
+               {"node": "node2", "node_id": 1, "nodes": 3, "rc": 3, "signal": None, "started": 0, "ended": 2}]
+    why = launch.describe_failure(reports, expected=3)
+    assert why.startswith("node node2 (node 1 of 3) failed first: its torchrun exited with code 3")
+    assert "node(s) 2 of 3 never reported" in why
+    assert launch.describe_failure([], expected=None) is None
+
+
+def test_torchrun_command_meets_at_the_first_node():
+    cmd = launch.torchrun_command(2, 8, "node1", launch.rendezvous_port("12345"), "12345", 600, ["-m", "x"])
+    assert cmd[:3] == ["torchrun", "--nnodes=2", "--nproc-per-node=8"]
+    assert "--rdzv-backend=c10d" in cmd and "--rdzv-endpoint=node1:29745" in cmd and cmd[-2:] == ["-m", "x"]

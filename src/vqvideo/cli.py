@@ -2,7 +2,8 @@
 
 This is the only module that reads config files. Every subcommand takes ``--configfile``; explicit flags
 override the config keys they name. A bad config is refused here, before any work starts; a stage's
-``UserError`` (bad input, not a bug) is printed as one line, without a traceback, and sets the exit code.
+``UserError`` (bad input, not a bug) is printed as one line, without a traceback, and sets the exit code (the
+codes are listed in :mod:`vqvideo.errors`); no other exception is caught, so a bug keeps its traceback.
 Each ``add_*`` function declares one subcommand; its handler builds the config and calls one stage function.
 """
 
@@ -168,19 +169,15 @@ def add_sample(sub):
         if not copy:
             keys["method"] = "sampling.method"
         cfg = _load(args, keys)
-        try:
-            if copy:
-                from vqvideo.sampling.baseline import run_copy_last
+        if copy:
+            from vqvideo.sampling.baseline import run_copy_last
 
-                paths = run_copy_last(cfg, args.shard, args.manifest, args.out)
-            else:
-                from vqvideo.sampling.pipeline import run_sampling
+            paths = run_copy_last(cfg, args.shard, args.manifest, args.out)
+        else:
+            from vqvideo.sampling.pipeline import run_sampling
 
-                paths = run_sampling(cfg, args.shard, _shard_paths(cfg, args),
-                                     {"vqvae": args.vqvae, "top_prior": args.top, "bottom_prior": args.bottom})
-        except (ValueError, FileNotFoundError) as e:  # missing checkpoints/shards: a sentence, not a traceback
-            print(f"vqvideo sample: {e}", file=sys.stderr)
-            return 1
+            paths = run_sampling(cfg, args.shard, _shard_paths(cfg, args),
+                                 {"vqvae": args.vqvae, "top_prior": args.top, "bottom_prior": args.bottom})
         for path in paths:
             print(path)
         return 0
@@ -218,14 +215,9 @@ def add_predict(sub):
     def run(args):
         keys = {k: f"sampling.{k}" for k in ("samples_per_clip", "temperature", "seed", "device")}
         cfg = _load(args, keys)
-        from vqvideo.data.video import VideoError
         from vqvideo.sampling.pipeline import predict_video
 
-        try:
-            print(predict_video(cfg, args.video, args.out, start_s=args.start))
-        except (ValueError, FileNotFoundError, VideoError) as e:  # a sentence for the user, not a traceback
-            print(f"vqvideo predict: {e}", file=sys.stderr)
-            return 1
+        print(predict_video(cfg, args.video, args.out, start_s=args.start))
         return 0
 
     p.set_defaults(func=run)
@@ -367,7 +359,7 @@ def add_analyze_ratings(sub):
     p = _parser(sub, "analyze-ratings", "score the raters' ratings.csv files against key.csv (the paper's Table 1)")
     p.add_argument("--key", type=Path, default=None, help=f"key.csv of the export (default: {RESULTS.human_eval_key})")
     p.add_argument("--ratings", type=Path, nargs="+", default=None,
-                   help="ratings CSVs, inside <export folder>/human_eval.ratings_dir (default: every *.csv there)")
+                   help="ratings CSVs, anywhere (default: every *.csv of <export folder>/human_eval.ratings_dir)")
     p.add_argument("--json", type=Path, default=None, help=f"output JSON (default: {RESULTS.human_eval_json})")
     p.add_argument("--chart", type=Path, default=None, help="bar chart PNG")
     p.add_argument("--name-a", dest="name_a", default=None, help="human_eval.name_a")
@@ -381,7 +373,7 @@ def add_analyze_ratings(sub):
         key = args.key or cfg.layout.human_eval_key
         ratings = args.ratings or sorted(ratings_folder(key, he.ratings_dir).glob("*.csv"))
         analyze_ratings(key, ratings, args.json or cfg.layout.human_eval_json, args.chart,
-                        name_a=he.name_a, name_b=he.name_b, ratings_dir=he.ratings_dir,
+                        name_a=he.name_a, name_b=he.name_b,
                         min_judgements=he.min_judgements, bootstrap=he.bootstrap, seed=he.seed)
         return 0
 
@@ -404,14 +396,9 @@ def add_fvd(sub):
 
         from vqvideo.data.shards import atomic_write_text
         from vqvideo.metrics.evaluate import fvd_pair
-        from vqvideo.metrics.fvd import FVDInputError
 
         cfg = _load(args, {"batch_size": "evaluation.batch_size", "device": "evaluation.device"})
-        try:
-            res = fvd_pair(args.real, args.fake, args.resolution, cfg.evaluation.batch_size, cfg.evaluation.device)
-        except (FVDInputError, FileNotFoundError, ValueError) as e:
-            print(f"vqvideo fvd: {e}", file=sys.stderr)
-            return 2
+        res = fvd_pair(args.real, args.fake, args.resolution, cfg.evaluation.batch_size, cfg.evaluation.device)
         print(f"FVD = {res['fvd']:.3f}, KVD = {res['kvd']:.4g} ({res['n_real']} real, {res['n_fake']} fake videos)")
         if args.json:
             atomic_write_text(args.json, json.dumps(res, indent=2) + "\n")

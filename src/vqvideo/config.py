@@ -1,7 +1,9 @@
 """Typed configuration, built from a validated YAML file.
 
 The JSON schema (``schemas/config.schema.yaml``) is the single source of defaults and allowed values; this
-module validates a config against it (filling defaults) and turns it into the dataclasses below. Only the CLI
+module validates a config against it (filling defaults) and turns it into the dataclasses below, whose own
+defaults, like those of the models' constructors, repeat the schema's (tests/test_config.py fails when one
+disagrees). Only the CLI
 calls :func:`load_config`; models and stages take the dataclasses (or plain arguments) they need.
 """
 
@@ -71,8 +73,12 @@ class FootageConfig:
 class DownloadConfig:
     enabled: bool = False
     splits: list[str] = field(default_factory=lambda: ["train", "val"])
-    path_lists: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
+    path_lists: dict[str, str] = field(default_factory=lambda: {
+        split: f"https://s3.amazonaws.com/kinetics/600/{split}/k600_{split}_path.txt" for split in ("train", "val", "test")})
+    annotations: dict[str, str] = field(default_factory=lambda: {
+        "train": "https://s3.amazonaws.com/kinetics/600/annotations/train.txt",
+        "val": "https://s3.amazonaws.com/kinetics/600/annotations/val.txt",
+        "test": "https://s3.amazonaws.com/kinetics/600/annotations/test.csv"})
     archives: str = "data/kinetics600_targz"
     parallel: int = 4
     retries: int = 3
@@ -226,6 +232,7 @@ class HumanEvalConfig:
 
 @dataclass
 class ResourcesConfig:
+    nodes: int = 1
     gpus: int = 0
     tasks: int = 1
     cpus_per_task: int = 1
@@ -244,6 +251,7 @@ class SlurmConfig:
     qos: str | None = None
     extra: str | None = None
     stop_margin: float = 10
+    rendezvous_timeout: float = 600
 
 
 @dataclass
@@ -279,8 +287,6 @@ class Config:
         """Where every result lives under ``results`` (see :mod:`vqvideo.layout`)."""
         return Layout(self.results)
 
-    def resources_for(self, rule: str) -> ResourcesConfig:
-        return self.resources.get(rule) or self.resources.get("default") or ResourcesConfig()
 
 
 # --------------------------------------------------------------------------------------------- loading

@@ -19,7 +19,6 @@ Atomic: shards are written with :func:`vqvideo.data.shards.write_shard`.
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 
 import h5py
@@ -27,16 +26,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vqvideo.runtime.device import choose_device
 from vqvideo.data.shards import read_shard, write_shard
 from vqvideo.models.vqvae import VQVAE, output_to_video, video_to_input
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from vqvideo.runtime.files import sha256_file
 
 
 def clip_ids(manifest: str | Path, shard: str | Path, n: int) -> np.ndarray:
@@ -61,9 +54,7 @@ def clip_ids(manifest: str | Path, shard: str | Path, n: int) -> np.ndarray:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return choose_device(name)
 
 
 def _done(path: Path | None, sha: str, n: int, name: str) -> bool:
@@ -105,7 +96,7 @@ def encode_shard(cfg, checkpoint: str | Path, shard: str | Path, out: str | Path
     shard, out = Path(shard), Path(out)
     recon = Path(recon) if recon else None
     manifest = Path(manifest) if manifest else shard.parent.parent / "manifest.csv"
-    sha = file_sha256(checkpoint)
+    sha = sha256_file(checkpoint)
     with h5py.File(shard, "r") as f:
         n = int(f["clips"].shape[0])
     if _done(out, sha, n, "top") and _done(recon, sha, n, "videos"):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vqvideo.runtime.device import choose_device
 from vqvideo.data.prepare import Params, discover, process_video
 from vqvideo.data.video import is_image_file, is_video_file
 from vqvideo.errors import UserError
@@ -140,8 +141,7 @@ def reconstruct(checkpoint: str | Path, videos: list[str | Path], out: str | Pat
     files = list_videos(videos)
     if not Path(checkpoint).is_file():
         raise ReconstructError(f"checkpoint not found: {checkpoint}")
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = choose_device(device)
     model, ckpt = load_model(checkpoint, build_vqvae, map_location=dev)
     if ckpt.get("kind", "vqvae") != "vqvae":
         raise ReconstructError(f"{checkpoint} holds a {ckpt.get('kind')!r} checkpoint, not a VQ-VAE")

@@ -109,7 +109,7 @@ def test_paper_config_parameter_counts():
     assert paper.past_stream   # the paper config's choice (config/config.yaml says why)
     with torch.device("meta"):
         top, bottom = TopPrior(512, past_stream=True), BottomPrior(512)
-        without = TopPrior(512)
+        without = TopPrior(512, past_stream=False)
     assert len(top.pixelcnn.layers) == 40 and len(top.pixelcnn.attention) == 8
     assert all(layer.p_conv is not None for layer in top.pixelcnn.layers)
     assert top.pixelcnn.layers[0].p_conv.convs[0].kernel == (1, 3, 3)   # unmasked 3x3 within a frame

@@ -23,7 +23,7 @@ from vqvideo.data.demo import write_mp4
 from repo_copy import copy_repo
 
 ROOT = Path(__file__).resolve().parents[2]
-# the DAG's stages (DESIGN.md); encode_latents_eval is encode_latents for the evaluation split (+ reconstructions)
+# the DAG's stages (README: What each target writes); encode_latents_eval is encode_latents for the evaluation split (+ reconstructions)
 STAGES = {"train_vqvae", "encode_latents", "encode_latents_eval", "train_top_prior", "train_bottom_prior",
           "sample", "copy_last_baseline", "fvd", "export_pairs"}
 GPU_RULES = {"train_vqvae", "encode_latents", "encode_latents_eval", "train_top_prior", "train_bottom_prior",
@@ -110,14 +110,20 @@ def test_gpu_rules_ask_for_their_gpus(paper_dag):
     for rule, res in jobs:
         name = "encode_latents" if rule == "encode_latents_eval" else rule
         want = cfg["resources"][name].get("gpus", 0)
-        if rule in GPU_RULES:
+        nodes = cfg["resources"][name].get("nodes", 1)
+        if rule in GPU_RULES and nodes > 1:  # GPUs per node as gres; one SLURM task (one torchrun) per node
+            assert want >= 1 and res.get("gres") == f"gpu:{want}" and "gpu" not in res, (rule, res)
+            assert res["nodes"] == res["tasks"] == nodes and res.get("tasks_per_gpu") == 0, (rule, res)
+            assert res["mpi"].startswith(f"srun --nodes={nodes} "), (rule, res)
+        elif rule in GPU_RULES:
             assert want >= 1 and res.get("gpu") == want, (rule, res)
             assert res.get("tasks_per_gpu") == 0, (rule, res)  # one SLURM task; torchrun starts the replicas
+            assert "nodes" not in res and "mpi" not in res, (rule, res)
         else:
-            assert "gpu" not in res, (rule, res)
-        gpu_hours += res.get("gpu", 0) * res["runtime"] / 60
-    # trainings: 3 x 8 GPUs x 24 h per attempt
-    assert gpu_hours >= 3 * 8 * 24
+            assert "gpu" not in res and "gres" not in res, (rule, res)
+        gpu_hours += want * nodes * res["runtime"] / 60 if rule in GPU_RULES else 0
+    # trainings: (1 + 4 + 1) nodes x 8 GPUs x 24 h per attempt
+    assert gpu_hours >= 6 * 8 * 24
     print(f"\npaper DAG: GPU-hours requested per attempt: {gpu_hours:.0f}")
 
 

@@ -3,10 +3,9 @@
 # (LAYOUT below), the module the CLI takes its defaults from too.
 from pathlib import Path
 
-import yaml
 from snakemake.utils import validate
 
-from vqvideo.config import check_consistency
+from vqvideo.config import ConfigError, check_consistency, load_schema
 from vqvideo.layout import Layout
 
 
@@ -121,12 +120,7 @@ def download_marker():
 
 # the schema's defaults of one resources entry (used where neither the rule's entry nor resources.default
 # names a key)
-_RESOURCE_DEFAULTS = {
-    key: spec.get("default")
-    for key, spec in yaml.safe_load(
-        (Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml").read_text()
-    )["$defs"]["resources"]["properties"].items()
-}
+_RESOURCE_DEFAULTS = {key: spec.get("default") for key, spec in load_schema()["$defs"]["resources"]["properties"].items()}
 
 
 def rule_settings(name):
@@ -137,15 +131,34 @@ def rule_settings(name):
     return merged
 
 
+# the rules whose shell line starts with launcher(), the only ones that can span nodes, and their config sections
+MULTI_NODE_RULES = {"train_vqvae": "vqvae", "train_top_prior": "top_prior", "train_bottom_prior": "bottom_prior"}
+
+
+def check_batch_split():
+    """Each training's global batch divides over its nodes x tasks processes x accum_steps, before any job runs."""
+    for rule, section in MULTI_NODE_RULES.items():
+        r, train = rule_settings(rule), config[section]["train"]
+        split = r["nodes"] * r["tasks"] * train["accum_steps"]
+        if train["batch_size"] % split:
+            raise ConfigError(f"config key '{section}.train.batch_size' = {train['batch_size']}: the global batch "
+                              f"must divide by resources.{rule}.nodes x tasks x {section}.train.accum_steps = "
+                              f"{r['nodes']} x {r['tasks']} x {train['accum_steps']} = {split}")
+
+
 def rule_resources(name):
     """Snakemake resources for the jobs of `name`, from config.
 
     In a .smk file:  resources: **rule_resources("train_vqvae")
 
-    One job is one SLURM task with `cpus_per_task` CPUs, `mem_mb`, `runtime` minutes and `gpus` GPUs
-    (Snakemake's `gpu` resource: `--gpus` with the SLURM plugin, and a countable resource for
-    `--resources gpu=1` on one machine). DDP replicas (`tasks`) are processes that torchrun starts inside
-    that task (see `launcher`), so `tasks_per_gpu=0` stops the plugin asking for a task per GPU.
+    The project's keys are per node: `tasks` torchrun processes (DDP replicas), `gpus` GPUs, `cpus_per_task`
+    CPUs and `mem_mb` memory on each of `nodes` nodes. On one node (`nodes: 1`) a job is one SLURM task with
+    them all: `gpus` becomes Snakemake's `gpu` (the plugin's `--gpus`, a total per job; and a countable
+    resource for `--resources gpu=1` on one machine), and `tasks_per_gpu=0` stops the plugin asking for a task
+    per GPU. On several nodes the job uses the plugin's multi-node support: its `nodes` (`--nodes`), its
+    `tasks` = one SLURM task per node (`--ntasks`: one torchrun each, see `launcher`), and `mpi`, which makes the
+    plugin run the rule's shell line as it is, on the first node, whose `srun` starts the tasks; GPUs become
+    `gres` (gpu:<gpus>, per node: `--gpus` would be a total that SLURM may spread unevenly).
     Partition, account, qos and extra sbatch flags come from the `slurm` section; empty ones are left out.
     """
     r = rule_settings(name)
@@ -155,14 +168,21 @@ def rule_resources(name):
         "runtime": r["runtime"],
         "cpus_per_task": r["cpus_per_task"],
     }
-    if r.get("gres"):
-        out["gres"] = r["gres"]
+    nodes = r["nodes"]
+    if nodes > 1 and name not in MULTI_NODE_RULES:
+        raise ConfigError(f"config key 'resources.{name}.nodes' = {nodes}: only the trainings "
+                          f"({', '.join(MULTI_NODE_RULES)}) span nodes")
+    gres = r.get("gres") or (f"gpu:{r['gpus']}" if nodes > 1 and r["gpus"] > 0 else None)
+    if gres:
+        out["gres"] = gres
     elif r["gpus"] > 0:
         out["gpu"] = r["gpus"]
-    if r.get("gres") or r["gpus"] > 0:
+    if gres or r["gpus"] > 0:
         out["tasks_per_gpu"] = 0
-    else:
+    elif nodes == 1:
         out["tasks"] = 1
+    if nodes > 1:
+        out.update(nodes=nodes, tasks=nodes, mpi=srun_prefix(r))
     optional = {
         "slurm_partition": r.get("partition") or slurm.get("partition"),
         "slurm_account": slurm.get("account"),
@@ -174,6 +194,20 @@ def rule_resources(name):
     return out
 
 
+def srun_prefix(settings):
+    """The plugin's `mpi` resource of a multi-node job: srun starting one task (one torchrun) on each node.
+
+    The job step gets the job's GPUs (srun's default); the CPUs are asked for again because srun does not
+    inherit --cpus-per-task from sbatch. --kill-on-bad-exit: a node whose torchrun fails ends the others at once.
+    """
+    n = settings["nodes"]
+    return (f"srun --nodes={n} --ntasks={n} --ntasks-per-node=1 --cpus-per-task={settings['cpus_per_task']} "
+            f"--kill-on-bad-exit=1")
+
+
+check_batch_split()
+
+
 def rule_threads(name):
     """Threads for the jobs of `name` (its cpus_per_task).
 
@@ -183,20 +217,30 @@ def rule_threads(name):
 
 
 def launcher(name, resume=None):
-    """The command that starts `vqvideo` for `name`; plain, or torchrun over `tasks` DDP processes on one node.
+    """The command that starts `vqvideo` for `name`: plain, torchrun over `tasks` DDP processes on one node, or
+    one torchrun per node on `nodes` nodes.
 
     Use in a shell line as `{params.launch} train-vqvae ...` with `params: launch=launcher("x")`.
     The training harness reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) to set up DDP.
     With `resume` (the checkpoint the command writes), the command runs under vqvideo.launch: on SLURM it is
     stopped `slurm.stop_margin` minutes before the time limit so that it checkpoints, and the checkpoint of
     a failed attempt is kept aside from Snakemake's cleanup so that the retry resumes from it.
+    With `nodes > 1` the command carries the job's `mpi` resource (srun, see srun_prefix), as the plugin's
+    MPI mode expects of the shell line: srun starts `vqvideo.launch node` on every node, which starts torchrun
+    with the c10d rendezvous on the job's first node (waiting `slurm.rendezvous_timeout` seconds for the others).
     """
     settings = rule_settings(name)
     cmd = "vqvideo"
-    if settings["tasks"] > 1:
+    if settings["nodes"] > 1:
+        if not resume:
+            raise ValueError(f"{name}: nodes > 1 needs the checkpoint the training writes (resume=...)")
+        cmd = (f"{srun_prefix(settings)} python -m vqvideo.launch node --nproc-per-node={settings['tasks']} "
+               f"--rdzv-timeout={config['slurm']['rendezvous_timeout']} -- -m vqvideo.cli")
+    elif settings["tasks"] > 1:
         cmd = f"torchrun --standalone --nnodes=1 --nproc-per-node={settings['tasks']} -m vqvideo.cli"
     if resume:
         margin = config["slurm"]["stop_margin"]
+        nodes = f"--nodes {settings['nodes']} " if settings["nodes"] > 1 else ""
         cmd = (f"python -m vqvideo.launch --resume {resume} --runtime {settings['runtime']} "
-               f"--margin {margin} -- {cmd}")
+               f"--margin {margin} {nodes}-- {cmd}")
     return cmd

@@ -42,7 +42,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from vqvideo.errors import UserError
+from vqvideo.errors import NO_RESULT, UserError
 
 CHUNK = 1 << 20
 
@@ -50,7 +50,7 @@ CHUNK = 1 << 20
 class DownloadError(UserError, RuntimeError):
     """A file that could not be fetched completely (after retries) or failed its checks."""
 
-    exit_code = 1
+    exit_code = NO_RESULT
 
 
 @dataclass

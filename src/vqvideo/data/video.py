@@ -27,6 +27,8 @@ from typing import Iterator
 import av
 import numpy as np
 
+from vqvideo.errors import NO_RESULT, UserError
+
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".gif",
                     ".ts", ".mts", ".3gp", ".ogv"}
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg"}
@@ -35,8 +37,10 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg"}
 _TRUNCATION_TOLERANCE = 0.9
 
 
-class VideoError(Exception):
+class VideoError(UserError):
     """An input that cannot give clips. ``kind`` is a short category, ``reason`` the human-readable sentence."""
+
+    exit_code = NO_RESULT
 
     def __init__(self, kind: str, reason: str):
         super().__init__(reason)

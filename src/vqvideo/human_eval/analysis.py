@@ -4,16 +4,16 @@ Inputs: ``key.csv`` (``pair_id,left_model,right_model[,clip]``, written by ``exp
 ``pairs.csv`` beside it (``page/pairs.csv``: which media ids a pair shows) and one or more ``ratings.csv``
 files (``rater_id,pair_id,choice``, choice in left|right|same) downloaded from the page.
 
-Where ratings may come from: the *export folder* is the folder holding ``key.csv``; the *ratings folder* is
-``<export folder>/<human_eval.ratings_dir>`` (``results/human_eval/ratings/`` by default). Every ratings
-file must resolve (symlinks followed) to a path inside the ratings folder, so the ratings of one export
-cannot be scored against another export's key by mistake.
+Where ratings come from: the files given (``--ratings``, anywhere: they are the user's own arguments), else
+every ``*.csv`` of the *ratings folder* ``<export folder>/<human_eval.ratings_dir>`` (``results/human_eval/ratings/``
+by default; the export folder holds ``key.csv``). Ratings meant for another export are caught by their pair ids,
+which the key does not know.
 
 Nothing is dropped silently: every problem is reported as ``file:line: reason`` and the whole input is
 refused — unknown pair ids, choices outside the three values, duplicate (rater, pair) rows (refused rather
 than "last wins": the page writes each pair once per rater, so a duplicate means a file was collected twice
 or a rater started over, which a person must resolve), missing or unexpected columns, empty files, rows with
-the wrong number of fields, and paths outside the ratings folder.
+and the wrong number of fields.
 
 Statistics. Shares of "prefer A", "prefer B" and "indifferent" among all judgements with 95% intervals:
 ``ci95`` is the exact Clopper-Pearson binomial interval — chosen as the headline because it is exact at any
@@ -130,7 +130,7 @@ def ratings_folder(key_path: Path, ratings_dir: str) -> Path:
     return (Path(key_path).resolve().parent / ratings_dir).resolve()
 
 
-def read_ratings(paths: list[Path], key: dict, folder: Path) -> list[dict]:
+def read_ratings(paths: list[Path], key: dict) -> list[dict]:
     """All judgements ``{rater_id, pair_id, choice, file, line}``; refuses the lot on any problem."""
     problems: list[str] = []
     seen: dict[tuple[str, str], str] = {}
@@ -139,10 +139,6 @@ def read_ratings(paths: list[Path], key: dict, folder: Path) -> list[dict]:
         problems.append("no ratings files given")
     for path in paths:
         path = Path(path)
-        if not path.resolve().is_relative_to(folder):
-            problems.append(f"{path}: outside the ratings folder {folder} "
-                            f"(ratings must lie in <export folder>/human_eval.ratings_dir)")
-            continue
         for line, row in _read_csv(path, RATING_COLUMNS, exact=True, problems=problems):
             where = f"{path}:{line}"
             rater, pid, choice = row["rater_id"], row["pair_id"], row["choice"]
@@ -205,15 +201,14 @@ def _shares(counter: Counter) -> dict:
 
 
 def analyze(key_path: str | Path, ratings_paths: list[str | Path], name_a: str = "ours", name_b: str = "copy_last",
-            ratings_dir: str = "ratings", min_judgements: int = 13, bootstrap: int = 2000, seed: int = 0) -> dict:
+            min_judgements: int = 13, bootstrap: int = 2000, seed: int = 0) -> dict:
     """Join ratings with the key and compute Table 1 with intervals, a sign test and breakdowns."""
     from scipy.stats import binomtest
 
     key_path = Path(key_path)
     key = read_key(key_path, name_a, name_b)
     videos = read_pair_videos(key_path.parent / "page" / "pairs.csv", key)
-    folder = ratings_folder(key_path, ratings_dir)
-    judgements = read_ratings([Path(p) for p in ratings_paths], key, folder)
+    judgements = read_ratings([Path(p) for p in ratings_paths], key)
 
     def outcome(j):
         if j["choice"] == "same":

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vqvideo.runtime.device import choose_device
 from vqvideo.data.datasets import ClipReader
 from vqvideo.data.shards import atomic_write_text, list_shards
 from vqvideo.metrics import fvd as F
@@ -284,7 +285,7 @@ def _setup(cfg):
     ev = cfg.evaluation
     if ev.threads:
         torch.set_num_threads(ev.threads)
-    device = F.default_device() if ev.device == "auto" else torch.device(ev.device)
+    device = choose_device(ev.device)
     return device
 
 
@@ -578,21 +579,23 @@ def load_videos(path: str | Path) -> np.ndarray:
     """uint8 videos from a ``.npz`` (its only array, or ``videos``), an HDF5 shard or a folder of shards
     (dataset ``videos`` or ``clips``)."""
     path = Path(path)
+    if not path.exists():
+        raise F.FVDInputError(f"{path}: no such file or folder")
     if path.suffix == ".npz":
         with np.load(path) as z:
             name = "videos" if "videos" in z.files else (z.files[0] if len(z.files) == 1 else None)
             if name is None:
-                raise ValueError(f"{path}: several arrays and none named 'videos'")
+                raise F.FVDInputError(f"{path}: several arrays and none named 'videos'")
             return z[name]
     shards = list_shards(path) if path.is_dir() else [path]
     if not shards:
-        raise FileNotFoundError(f"no .h5 shards in {path}")
+        raise F.FVDInputError(f"no .h5 shards in {path}")
     out = []
     for shard in shards:
         with h5py.File(shard, "r") as f:
             name = "videos" if "videos" in f else "clips" if "clips" in f else None
             if name is None:
-                raise ValueError(f"{shard}: no dataset 'videos' or 'clips'")
+                raise F.FVDInputError(f"{shard}: no dataset 'videos' or 'clips'")
             out.append(f[name][()])
     return np.concatenate(out)
 
@@ -600,12 +603,12 @@ def load_videos(path: str | Path) -> np.ndarray:
 def fvd_pair(real: str | Path, fake: str | Path, resolution: int | None = None, batch_size: int = 8,
              device: str = "auto") -> dict:
     """``vqvideo fvd``: FVD between two video files/folders; returns a JSON-able dict."""
-    dev = F.default_device() if device == "auto" else torch.device(device)
+    dev = choose_device(device)
     a, b = load_videos(real), load_videos(fake)
     if a.shape[1:] != b.shape[1:]:
         raise F.FVDInputError(f"the two sets differ in shape: {list(a.shape[1:])} vs {list(b.shape[1:])}")
     if resolution is not None and resolution > min(a.shape[2:4]):
-        raise ValueError(f"resolution {resolution} exceeds the videos' size {a.shape[2]}x{a.shape[3]}")
+        raise F.FVDInputError(f"resolution {resolution} exceeds the videos' size {a.shape[2]}x{a.shape[3]}")
     model = load_i3d(dev)
     kw = {"batch_size": batch_size, "device": dev, "model": model,
           "resolution": resolution if resolution not in (None, a.shape[2]) else None}

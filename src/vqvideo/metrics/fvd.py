@@ -19,6 +19,7 @@ import scipy.linalg
 import torch
 from tqdm.auto import tqdm
 
+from vqvideo.runtime.device import choose_device
 from vqvideo.errors import UserError
 from vqvideo.metrics.i3d import INPUT_SIZE, MIN_FRAMES, load_i3d
 
@@ -96,7 +97,7 @@ def check_videos(videos) -> None:
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return choose_device("auto")
 
 
 def i3d_logits(videos, batch_size: int = 8, device: str | torch.device | None = None,

@@ -16,7 +16,6 @@ Input: float32 ``[B, T, 224, 224, 3]`` in [-1, 1] with T >= 9; output: ``[B, 400
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import math
 import os
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vqvideo.runtime import files
 from vqvideo.errors import UserError
 
 CHECKPOINT_NAME = "i3d-kinetics-400.ckpt"
@@ -173,11 +173,7 @@ def sha256_file(path: str | Path) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return files.sha256_file(path)
 
 
 class _ArraysOnly(pickle.Unpickler):

@@ -37,7 +37,7 @@ class TopPrior(nn.Module):
     def __init__(self, codebook_size: int, shape: tuple[int, int, int] = (3, 32, 32), hidden: int = 512,
                  residual: int = 1024, layers: int = 40, attention_layers: int = 8, heads: int = 8,
                  filter_size: int = 3, dropout: float = 0.5, embed_dim: int = 64, cond_channels: int = 256,
-                 cond_hidden: int = 512, cond_residual: int = 128, cond_layers: int = 4, past_stream: bool = False):
+                 cond_hidden: int = 512, cond_residual: int = 128, cond_layers: int = 4, past_stream: bool = True):
         super().__init__()
         self.codebook_size, self.shape = codebook_size, tuple(shape)
         self.conditioning = TopConditioning(codebook_size, self.shape[0], embed_dim, cond_channels, cond_hidden,

@@ -145,7 +145,7 @@ class VQVAE(nn.Module):
                  bottom_kernel: Sequence[int] = (4, 8, 8), bottom_stride: Sequence[int] = (2, 4, 4),
                  top_kernel: Sequence[int] = (4, 4, 4), top_stride: Sequence[int] = (2, 2, 2),
                  upsample_kernel: Sequence[int] = (4, 8, 8), upsample_stride: Sequence[int] = (2, 4, 4),
-                 beta: float = 0.25, decay: float = 0.99, epsilon: float = 1e-5, restart_threshold: float = 0.0,
+                 beta: float = 0.25, decay: float = 0.99, epsilon: float = 1e-5, restart_threshold: float = 1.0,
                  codebook_init: str = "random", bottom_mask_rate: float = 0.1, bottom_sees_top: bool = True,
                  causal_encoder: bool = False, time_padding: str = "zeros"):
         super().__init__()

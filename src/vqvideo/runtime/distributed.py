@@ -14,6 +14,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from vqvideo.runtime.device import choose_device
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -84,7 +86,7 @@ def setup() -> torch.device:
     """
     ws = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available() and os.environ.get("VQVIDEO_DEVICE", "").lower() != "cpu":
+    if torch.cuda.is_available() and choose_device().type == "cuda":
         local_ws = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
         if local_ws > torch.cuda.device_count():
             raise RuntimeError(f"{local_ws} processes on this node but {torch.cuda.device_count()} GPU(s): "

@@ -17,7 +17,7 @@ import numpy as np
 from vqvideo.config import Config
 from vqvideo.data.shards import write_shard
 from vqvideo.layout import data_shard
-from vqvideo.sampling.clips import load_frames, selected_groups
+from vqvideo.sampling.clips import SamplingError, load_frames, selected_groups
 
 
 def copy_last(clips: np.ndarray, cond_frames: int) -> np.ndarray:
@@ -39,11 +39,11 @@ def run_copy_last(cfg: Config, shard: int | None = None, manifest: str | Path | 
     data = Path(manifest).parent if manifest else cfg.layout.data
     groups = selected_groups(cfg, data)
     if not groups:
-        raise ValueError(f"no clips of split {split!r} in the manifest")
+        raise SamplingError(f"no clips of split {split!r} in the manifest")
     if shard is not None and shard not in groups:
-        raise ValueError(f"shard {shard} asked for; the data shards of split {split!r} are {sorted(groups)}")
+        raise SamplingError(f"shard {shard} asked for; the data shards of split {split!r} are {sorted(groups)}")
     if out is not None and shard is None:
-        raise ValueError("an output path needs a shard number")
+        raise SamplingError("an output path needs a shard number")
     written = []
     for i in groups if shard is None else [shard]:
         path = Path(out) if out is not None else cfg.layout.copy_last_shard(i)

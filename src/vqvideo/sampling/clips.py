@@ -16,6 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from vqvideo.data.datasets import read_manifest, read_rows
+from vqvideo.errors import NO_RESULT, UserError
+
+
+class SamplingError(UserError, ValueError):
+    """Nothing to sample or copy: no clip of the split, a shard that does not exist, paths without a shard."""
+
+    exit_code = NO_RESULT
 
 
 def _non_overlapping_first(rows: list[dict], clip_seconds: float | None) -> list[dict]:

@@ -34,24 +34,25 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vqvideo.runtime.device import choose_device
 from vqvideo.config import Config
-from vqvideo.errors import UserError
+from vqvideo.errors import NO_RESULT, MissingInput, UserError
 from vqvideo.data.shards import list_shards, read_shard, write_shard
-from vqvideo.sampling.clips import load_frames, selected_groups
+from vqvideo.runtime.files import sha256_file
+from vqvideo.sampling.clips import SamplingError, load_frames, selected_groups
 
 
 class PredictError(UserError):
     """A video ``vqvideo predict`` cannot predict from (too short), or an output it cannot write."""
 
-    exit_code = 1  # as predict's other refusals (an unreadable video, missing checkpoints)
+    exit_code = NO_RESULT  # as predict's other refusals (an unreadable video, missing checkpoints)
 
 
 # --------------------------------------------------------------------------------------------- models
 def resolve_device(name: str) -> torch.device:
     """The sampling device; on a GPU, TF32 is switched off so that both samplers compute in float32 (the naive
     one's whole-grid convolutions and the incremental one's matrix products then agree to rounding error)."""
-    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
-                          ("cpu" if name == "auto" else name))
+    device = choose_device(name)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -60,11 +61,7 @@ def resolve_device(name: str) -> torch.device:
 
 def file_hash(path: str | Path) -> str:
     """Short sha256 of a file (which checkpoint made a sample shard)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
+    return sha256_file(path)[:12]
 
 
 def checkpoint_paths(cfg: Config) -> dict[str, Path]:
@@ -88,7 +85,7 @@ class Models:
         paths = {k: Path((checkpoints or {}).get(k) or v) for k, v in checkpoint_paths(cfg).items()}
         for name, path in paths.items():
             if not path.is_file():
-                raise FileNotFoundError(f"{name} checkpoint not found: {path} (train it first)")
+                raise MissingInput(f"{name} checkpoint not found: {path} (train it first)")
         self.vqvae, _ = load_model(paths["vqvae"], lambda c: VQVAE(**c), map_location=device)
         self.top, _ = load_model(paths["top_prior"], lambda c: TopPrior(**c), map_location=device)
         self.bottom, _ = load_model(paths["bottom_prior"], lambda c: BottomPrior(**c), map_location=device)
@@ -405,11 +402,11 @@ def run_sampling(cfg: Config, shard: int | None = None, paths: ShardPaths | None
     if cfg.sampling.threads:
         torch.set_num_threads(cfg.sampling.threads)
     if paths is not None and shard is None:
-        raise ValueError("explicit shard paths need a shard number")
+        raise SamplingError("explicit shard paths need a shard number")
     device = resolve_device(cfg.sampling.device)
     shards = latent_shard_numbers(cfg) if shard is None else [shard]
     if not shards:
-        raise FileNotFoundError(f"no latent shards in {cfg.layout.latents / cfg.evaluation.split}")
+        raise MissingInput(f"no latent shards in {cfg.layout.latents / cfg.evaluation.split}")
     models = Models(cfg, device, checkpoints)
     written = []
     for i in shards:

@@ -94,10 +94,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from vqvideo import errors
 from vqvideo.runtime import distributed as dist
 from vqvideo.runtime.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 
-PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again"; the checkpoint is written, rerun to resume
+PREEMPTED_EXIT_CODE = errors.PREEMPTED  # 75, EX_TEMPFAIL: "try again"; the checkpoint is written, rerun to resume
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
