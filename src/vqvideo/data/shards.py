@@ -7,14 +7,13 @@ Datasets with a leading sample axis are chunked one sample per chunk (random acc
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import h5py
 import numpy as np
 
-from vqvideo.runtime.files import fsync_dir
+from vqvideo.runtime.files import atomic_path
 
 
 def write_shard(path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None,
@@ -24,25 +23,14 @@ def write_shard(path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mappi
     ``compression`` (e.g. ``"lzf"``) applies to arrays with more than one dimension.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            for name, arr in arrays.items():
-                arr = np.asarray(arr)
-                chunks = (1, *arr.shape[1:]) if arr.ndim > 1 and arr.shape[0] > 0 else None
-                f.create_dataset(name, data=arr, chunks=chunks,
-                                 compression=compression if arr.ndim > 1 and arr.shape[0] > 0 else None)
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = "" if value is None else value
-            f.flush()
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, arr in arrays.items():
+            arr = np.asarray(arr)
+            chunks = (1, *arr.shape[1:]) if arr.ndim > 1 and arr.shape[0] > 0 else None
+            f.create_dataset(name, data=arr, chunks=chunks,
+                             compression=compression if arr.ndim > 1 and arr.shape[0] > 0 else None)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = "" if value is None else value
     return path
 
 
@@ -66,11 +54,6 @@ def list_shards(folder: str | Path, pattern: str = "*.h5") -> list[Path]:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write a small text file (CSV, JSON) atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
     return path

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -289,16 +288,14 @@ def plot_chart(result: dict, path: str | Path) -> Path:
     ax.set_title(f"{result['n_judgements']} judgements, {result['n_raters']} raters"
                  + (f"; sign test p = {p:.2g}" if p is not None else ""), fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from vqvideo.runtime.files import atomic_path
+
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def analyze_ratings(key: str | Path, ratings: list[str | Path], json_out: str | Path, chart: str | Path | None = None,

@@ -20,7 +20,6 @@ leaves either the previous checkpoint or the new one, never a torn file.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any, Callable
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vqvideo.runtime.files import fsync_dir
+from vqvideo.runtime.files import atomic_path
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -38,16 +37,8 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer that was killed
         stale.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:

@@ -1,10 +1,12 @@
-"""File-system helpers shared by every stage: durable renames, file hashes."""
+"""File-system helpers shared by every stage: write-to-temp-then-rename, durable renames, file hashes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 
 def fsync_dir(folder: Path) -> None:
@@ -28,3 +30,21 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path`` to write; when the block ends, fsync it and rename it over ``path``
+    (``os.replace`` is atomic on POSIX), then fsync the folder. On an error the temporary file is removed and
+    ``path`` is untouched: a reader sees the old file or the complete new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
