@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from vqvideo.config import ConfigError, check_consistency, load_schema
+from vqvideo.config import ConfigError, check_consistency, config_from_dict, load_schema
 from vqvideo.layout import Layout
 
 
@@ -137,13 +137,14 @@ MULTI_NODE_RULES = {"train_vqvae": "vqvae", "train_top_prior": "top_prior", "tra
 
 def check_batch_split():
     """Each training's global batch divides over its nodes x tasks processes x accum_steps, before any job runs."""
+    typed = config_from_dict(config)  # a section the config file leaves out still has its defaults here
     for rule, section in MULTI_NODE_RULES.items():
-        r, train = rule_settings(rule), config[section]["train"]
-        split = r["nodes"] * r["tasks"] * train["accum_steps"]
-        if train["batch_size"] % split:
-            raise ConfigError(f"config key '{section}.train.batch_size' = {train['batch_size']}: the global batch "
+        r, train = rule_settings(rule), getattr(typed, section).train
+        split = r["nodes"] * r["tasks"] * train.accum_steps
+        if train.batch_size % split:
+            raise ConfigError(f"config key '{section}.train.batch_size' = {train.batch_size}: the global batch "
                               f"must divide by resources.{rule}.nodes x tasks x {section}.train.accum_steps = "
-                              f"{r['nodes']} x {r['tasks']} x {train['accum_steps']} = {split}")
+                              f"{r['nodes']} x {r['tasks']} x {train.accum_steps} = {split}")
 
 
 def rule_resources(name):
