@@ -49,13 +49,14 @@ def _rules() -> list[tuple[str, str | None, str | None]]:
     rules = []
     for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
         text = smk.read_text()
-        heads = list(re.finditer(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))
+        heads = list(re.finditer(r"^\s*(?:rule|checkpoint)(?: (\w+))?:", text, re.M))
         for i, h in enumerate(heads):
             body = text[h.end(): heads[i + 1].start() if i + 1 < len(heads) else len(text)]
             conda = re.search(r"conda:\s*\n?\s*\"([^\"]+)\"", body)
             cmd = re.search(r"(?:vqvideo|\{params\.launch\}) ([a-z][a-z0-9-]+)", body)
             env = (smk.parent / conda.group(1)).resolve() if conda else None
-            rules.append((h.group(1), env, cmd.group(1) if cmd else None))
+            name = h.group(1) or re.search(r"name:\s*\n?\s*f?\"([^\"]+)\"", body).group(1)  # `rule:` + `name:`
+            rules.append((name, env, cmd.group(1) if cmd else None))
     return rules
 
 
@@ -80,6 +81,8 @@ def _imports(node) -> set[str]:
 
 def _module_file(name: str) -> Path | None:
     rel = Path(*name.split(".")[1:])
+    if not rel.parts:  # `from vqvideo import x`: the package itself
+        return SRC / "__init__.py"
     for cand in (SRC / rel.with_suffix(".py"), SRC / rel / "__init__.py"):
         if cand.is_file():
             return cand
