@@ -232,16 +232,7 @@ def plot_curves(log_jsonl_path: str | Path, out_png: str | Path, keys: list[str]
             ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(out_png)
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        return _replace(tmp, out_png)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    return _save_figure(fig, out_png)
 
 
 PER_FRAME_LINES = (  # (quality.json entry, key prefix, label, style)
@@ -281,6 +272,13 @@ def plot_per_frame(quality: dict, out_png: str | Path) -> Path:
     axes[1].legend(fontsize=8)
     n = (quality.get("samples") or {}).get("n_clips")
     fig.suptitle(f"Predicted frames {first}-{last}" + (f" ({n} conditioning clips)" if n else ""))
+    return _save_figure(fig, out_png)
+
+
+def _save_figure(fig, out_png: str | Path) -> Path:
+    """Write a matplotlib figure as PNG under a temporary name, rename it when complete, close the figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
