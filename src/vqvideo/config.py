@@ -156,6 +156,7 @@ class TopPriorModelConfig:
     cond_residual: int = 128
     cond_layers: int = 4
     past_stream: bool = True
+    copy_previous: bool = False
 
 
 @dataclass
@@ -179,6 +180,7 @@ class BottomPriorModelConfig:
     cond_residual: int = 256
     cond_blocks: int = 20
     window: int = 4
+    copy_previous: bool = False
 
 
 @dataclass

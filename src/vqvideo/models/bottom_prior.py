@@ -11,7 +11,7 @@ frames), each [64, 64]. Conditioning, as sampling will have it:
 
 Generation order: timestep n = first..Tb-1; within it row y, then column x. Sampling: once per sample
 ``up = prior.upsample_top(top)``; per timestep ``cond = prior.condition(up[:, :, n], past)`` with
-``past = past_window(bottom, [[n]], ...)``, then ``prior.logits(x_n, cond)`` position by position.
+``past = past_window(bottom, [[n]], ...)``, then ``prior.logits(x_n, cond, bottom[:, n - 1])`` position by position.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ class BottomPrior(nn.Module):
     of the bottom level (8) and ``first`` predicted timestep (2); the PixelCNN's ``hidden``, ``residual``,
     ``layers``, ``attention_layers``, ``heads``, ``filter_size``, ``dropout`` (Table 4); the conditioning
     stack's ``embed_dim``, ``cond_channels`` (our intermediate width), ``cond_hidden`` (1024),
-    ``cond_residual``, ``cond_blocks`` (20) and the past ``window`` (Table 8: 4).
+    ``cond_residual``, ``cond_blocks`` (20) and the past ``window`` (Table 8: 4); ``copy_previous``: the
+    PixelCNN's copy term (:class:`PixelCNN`), copying from bottom timestep n - 1.
     """
 
     level = "bottom"
@@ -40,14 +41,15 @@ class BottomPrior(nn.Module):
                  hidden: int = 512, residual: int = 1024, layers: int = 20, attention_layers: int = 4,
                  heads: int = 8, filter_size: int = 5, dropout: float = 0.0, embed_dim: int = 64,
                  cond_channels: int = 256, cond_hidden: int = 1024, cond_residual: int = 256,
-                 cond_blocks: int = 20, window: int = 4):
+                 cond_blocks: int = 20, window: int = 4,
+                 copy_previous: bool = False):
         super().__init__()
         self.codebook_size, self.shape = codebook_size, tuple(shape)
         self.timesteps, self.first, self.window = timesteps, first, window
         self.conditioning = BottomConditioning(codebook_size, window, embed_dim, cond_channels, cond_hidden,
                                                cond_residual, cond_blocks)
         self.pixelcnn = PixelCNN(codebook_size, self.shape, hidden, residual, layers, attention_layers, heads,
-                                 filter_size, dropout, cond_channels=cond_hidden)
+                                 filter_size, dropout, cond_channels=cond_hidden, copy_previous=copy_previous)
 
     @property
     def pad_code(self) -> int:
@@ -67,9 +69,10 @@ class BottomPrior(nn.Module):
         -> features [B, cond_hidden, H, W] (once per generated timestep)."""
         return self.conditioning(top_slice, past)
 
-    def logits(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """x [B, H, W] long (one timestep, teacher forcing), cond [B, cond_hidden, H, W] -> [B, K, H, W]."""
-        return self.pixelcnn(x, cond)
+    def logits(self, x: torch.Tensor, cond: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """x [B, H, W] long (one timestep, teacher forcing), cond [B, cond_hidden, H, W], previous [B, H, W]
+        (timestep n - 1's codes: the copy term's source) -> [B, K, H, W]."""
+        return self.pixelcnn(x, cond, previous)
 
     def forward(self, bottom: torch.Tensor, top: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits of timesteps ``steps`` [B, S] (long, each in first..Tb-1).
@@ -83,7 +86,8 @@ class BottomPrior(nn.Module):
         top_slices = rearrange(up.gather(2, idx), "b c s h w -> (b s) c h w")
         past = rearrange(self.past(bottom, steps), "b s k h w -> (b s) k h w")
         x = rearrange(self.targets(bottom, steps), "b s h w -> (b s) h w")
-        logits = self.logits(x, self.condition(top_slices, past))
+        previous = rearrange(self.targets(bottom, steps - 1), "b s h w -> (b s) h w")
+        logits = self.logits(x, self.condition(top_slices, past), previous)
         return rearrange(logits, "(b s) k h w -> b s k h w", b=b, s=s)
 
     @staticmethod

@@ -302,11 +302,18 @@ class PixelCNN(nn.Module):
     :func:`attention_after` names -> ELU -> 1x1 conv to K logits. ``filter_size`` k is the spatial kernel; the
     3D model also uses k taps in time (``kt = k``; they reach ``k - 1`` frames back). ``past_stream`` (3D only)
     adds the past stream (module docstring): without it the convolutions have a blind spot in earlier frames.
+
+    ``copy_previous`` adds a copy term to the logits: ``logits[u] += g(c)[u] * onehot(s[u])``, where ``s[u]`` is
+    the code at ``u``'s position one timestep earlier (3D: ``x`` at ``t - 1``, or ``before`` for ``t = 0``;
+    2D, one timestep: ``before``, the previous timestep's codes) and the gate ``g`` a 1x1 conv of the
+    conditioning ``c``. ``s[u]`` is an earlier token or conditioning, so causality holds. Why: keeping a static
+    region's code must otherwise pass the code's identity through narrow features; at demo widths the priors
+    drifted (static backgrounds changed colour), while repeating a code is the commonest event in video.
     """
 
     def __init__(self, codebook_size: int, shape: tuple[int, ...], hidden: int, residual: int, layers: int,
                  attention_layers: int, heads: int, filter_size: int, dropout: float, cond_channels: int,
-                 past_stream: bool = False):
+                 past_stream: bool = False, copy_previous: bool = False):
         super().__init__()
         self.dims = len(shape)
         assert self.dims in (2, 3)
@@ -328,8 +335,15 @@ class PixelCNN(nn.Module):
         self.attention = nn.ModuleDict({str(i): CausalSelfAttention(hidden, heads, shape, dropout)
                                         for i in self.attention_after})
         self.head = _conv1x1(self.dims, hidden, codebook_size)
+        if copy_previous and not cond_channels:
+            raise ValueError("copy_previous needs conditioning features (its gate reads them)")
+        self.copy_gate = _conv1x1(self.dims, cond_channels, 1) if copy_previous else None
+        if self.copy_gate is not None:  # starts at even odds of copying against the K codes' uniform rest: with
+            # a zero bias, Adam's ~lr-sized steps would need thousands of steps to reach the ~log K a copy needs
+            nn.init.zeros_(self.copy_gate.weight), nn.init.constant_(self.copy_gate.bias, math.log(codebook_size))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, before: torch.Tensor | None = None) -> torch.Tensor:
+        """``before`` [B, H, W] long: the codes one timestep before the grid (needed with ``copy_previous``)."""
         assert tuple(x.shape[1:]) == self.shape, (x.shape, self.shape)
         e = self.embed(x.long())  # [B, *S, C]
         prev = self.previous_tokens(e) if self.attention else None
@@ -340,7 +354,18 @@ class PixelCNN(nn.Module):
             v, h, p = layer(v, h, c, p)
             if str(i) in self.attention:
                 h = self.attention[str(i)](h, prev)
-        return self.head(F.elu(h))
+        logits = self.head(F.elu(h))
+        if self.copy_gate is None:
+            return logits
+        return logits.scatter_add(1, self.copy_source(x, before)[:, None], self.copy_gate(c).to(logits.dtype))
+
+    def copy_source(self, x: torch.Tensor, before: torch.Tensor | None) -> torch.Tensor:
+        """[B, *S] long: at each position the code one timestep earlier (the copy term's one-hot)."""
+        if before is None:
+            raise ValueError("copy_previous needs `before`, the codes one timestep before the grid")
+        if self.dims == 2:
+            return before.long()
+        return torch.cat([before.long()[:, None], x.long()[:, :-1]], 1)
 
     def previous_tokens(self, e: torch.Tensor) -> torch.Tensor:
         """``e`` [B, *S, C] token embeddings -> [B, C, *S]: at each position the embedding of the token before

@@ -156,18 +156,19 @@ class IncrementalPixelCNN:
     @torch.no_grad()
     def sample(self, cond: torch.Tensor | None, noise: torch.Tensor, temperature: float,
                prefix: torch.Tensor | None = None, start: int = 0, keep_logits: bool = False,
-               on_token: Callable[[int], None] | None = None):
+               on_token: Callable[[int], None] | None = None, before: torch.Tensor | None = None):
         """Sample one grid: ``cond`` [B, Cc, *S] (or None), ``noise`` [B, *S, K] uniform (the naive sampler's
         draw rule: position ``u`` uses ``noise[:, u]``) -> codes [B, *S] long, in generation order.
 
         ``prefix`` [B, *S] with ``start`` > 0: the first ``start`` positions (generation order) are taken from
         it and their activations computed in one teacher-forced pass; sampling continues from there.
         ``keep_logits``: also return the logits of every sampled position ([B, K, *S], zero before ``start``).
+        ``before`` [B, H, W]: the codes one timestep before the grid (the copy term's, with ``copy_previous``).
         """
         with _one_cpu_thread(self.net.embed.weight.device):
-            return self._sample(cond, noise, temperature, prefix, start, keep_logits, on_token)
+            return self._sample(cond, noise, temperature, prefix, start, keep_logits, on_token, before)
 
-    def _sample(self, cond, noise, temperature, prefix, start, keep_logits, on_token):
+    def _sample(self, cond, noise, temperature, prefix, start, keep_logits, on_token, before):
         net = self.net
         shape = net.shape
         width, n = shape[-1], math.prod(shape)
@@ -191,6 +192,7 @@ class IncrementalPixelCNN:
             prev = self._prefill(prefix, start, cond, codes, e_buf, v_bufs, h_bufs, p_bufs, caches)
             if on_token is not None:
                 on_token(start)  # ``on_token(k)``: the first k positions are done
+        copy_gate = None if net.copy_gate is None else net.copy_gate(cond)  # [B, 1, *S]: cond is known whole
         positions = list(_positions(shape))
         for flat in range(start, n):
             pos = positions[flat]
@@ -209,6 +211,9 @@ class IncrementalPixelCNN:
                 if i in self.attention:
                     h = self._attend(self.attention[i], caches[i], h, prev, flat)
             logits = self.head.point(F.elu(h))
+            if copy_gate is not None:
+                logits = logits.scatter_add(1, self._copy_source(codes, before, pos)[:, None],
+                                            copy_gate[(slice(None), slice(None)) + pos].to(logits.dtype))
             if keep_logits:
                 logits_all[(slice(None), slice(None)) + pos] = logits
             token = naive.draw(logits, noise[(slice(None),) + pos], temperature)
@@ -218,6 +223,14 @@ class IncrementalPixelCNN:
             if on_token is not None:
                 on_token(flat + 1)
         return (codes, logits_all) if keep_logits else codes
+
+    def _copy_source(self, codes: torch.Tensor, before: torch.Tensor | None, pos: tuple) -> torch.Tensor:
+        """[B] long: the code one timestep before ``pos`` (as :meth:`PixelCNN.copy_source`)."""
+        if before is None:
+            raise ValueError("copy_previous needs `before`, the codes one timestep before the grid")
+        if self.net.dims == 2 or pos[0] == 0:
+            return before[(slice(None),) + pos[-2:]].long()
+        return codes[(slice(None), pos[0] - 1) + pos[1:]]
 
     def _prefill(self, prefix, start, cond, codes, e_buf, v_bufs, h_bufs, p_bufs, caches) -> torch.Tensor:
         """Fill the caches with a teacher-forced pass over ``prefix`` (the naive forward, its activations kept);
@@ -326,7 +339,8 @@ def sample_top(prior, cond, temperature: float = 1.0, generator: torch.Generator
     b, device = cond_top.shape[0], cond_top.device
     features = prior.condition(cond_top, cond_bottom)
     noise = naive.gumbel_noise((b, *prior.shape, prior.codebook_size), generator, device)
-    sampled = IncrementalPixelCNN(prior.pixelcnn).sample(features, noise, temperature, on_token=on_token)
+    sampled = IncrementalPixelCNN(prior.pixelcnn).sample(features, noise, temperature, on_token=on_token,
+                                                         before=cond_top[:, -1])
     return torch.cat([cond_top, sampled], 1)
 
 
@@ -351,6 +365,6 @@ def sample_bottom(prior, top: torch.Tensor, cond_bottom: torch.Tensor, temperatu
         features = prior.condition(up[:, :, n], prior.past(bottom, steps)[:, 0])
         noise = naive.gumbel_noise((b, *prior.shape, prior.codebook_size), generator, device)
         step_cb = None if on_token is None else (lambda i, d=done: on_token(d + i))
-        bottom[:, n] = sampler.sample(features, noise, temperature, on_token=step_cb)
+        bottom[:, n] = sampler.sample(features, noise, temperature, on_token=step_cb, before=bottom[:, n - 1])
         done += math.prod(prior.shape)
     return bottom

@@ -66,7 +66,7 @@ def sample_top(prior, cond: tuple[torch.Tensor, torch.Tensor], temperature: floa
     u = gumbel_noise((b, t_, h, w, prior.codebook_size), generator, device)
     x = torch.zeros((b, t_, h, w), dtype=torch.long, device=device)
     for t, y, xx in itertools.product(range(t_), range(h), range(w)):
-        logits = prior.logits(x, c)[:, :, t, y, xx]
+        logits = prior.logits(x, c, cond_top)[:, :, t, y, xx]
         x[:, t, y, xx] = draw(logits, u[:, t, y, xx], temperature)
     return torch.cat([cond_top, x], 1)
 
@@ -97,6 +97,6 @@ def sample_bottom(prior, top: torch.Tensor, cond_bottom: torch.Tensor, temperatu
         u = gumbel_noise((b, h, w, prior.codebook_size), generator, device)
         x = bottom[:, n]                                           # a view: filled in place
         for y, xx in itertools.product(range(h), range(w)):
-            logits = prior.logits(x, c)[:, :, y, xx]
+            logits = prior.logits(x, c, bottom[:, n - 1])[:, :, y, xx]
             x[:, y, xx] = draw(logits, u[:, y, xx], temperature)
     return bottom
