@@ -260,6 +260,7 @@ class SlurmConfig:
 class Config:
     seed: int = 0
     results: str = "results"
+    targets: list[str] | None = None  # rule all's inputs under results (only the Snakefile reads it)
     demo: DemoConfig = field(default_factory=DemoConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     footage: FootageConfig = field(default_factory=FootageConfig)

@@ -21,12 +21,27 @@ CONFIGFILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfile
 
 
 def final_outputs():
-    """The default target: each stage adds its end products here."""
+    """Every end product of the DAG (the default target when config `targets` is null): each stage adds its
+    end products here."""
     return [LAYOUT.manifest, LAYOUT.vqvae / "metrics.json", all_latents,
             LAYOUT.prior("top") / "metrics.json", LAYOUT.prior("bottom") / "metrics.json",
             sample_shards, sample_grids, copy_last_shards, *human_eval_outputs(),
             *[LAYOUT.fvd(r) for r in config["evaluation"]["resolutions"]], LAYOUT.quality,
             LAYOUT.report_tables]
+
+
+def default_targets():
+    """What rule all asks for: config `targets` (paths under RESULTS), else :func:`final_outputs`.
+
+    `snakemake --configfile C` with no target then builds what C is meant for; a target written after
+    --configfile would be taken for another config file, since the flag takes several.
+    """
+    if config["targets"] is None:
+        return final_outputs()
+    for t in config["targets"]:
+        if Path(t).is_absolute() or ".." in Path(t).parts:
+            raise ConfigError(f"config key 'targets': {t!r} must be a path inside results ({RESULTS}), relative to it")
+    return [f"{RESULTS}/{t}" for t in config["targets"]]
 
 
 # --------------------------------------------------------------------------- data
