@@ -51,6 +51,8 @@ import sys
 import time
 from pathlib import Path
 
+from vqvideo.runtime.files import atomic_path
+
 PREEMPTED_EXIT_CODE = 75  # the harness's code: checkpoint written, rerun to resume
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 RDZV_BASE_PORT = 29400  # torchrun's default c10d port; a job uses RDZV_BASE_PORT + job id % 1000
@@ -299,10 +301,8 @@ def run_node(nproc_per_node: int, args: list[str], rdzv_timeout: float, kill_aft
 def _report(folder: str | None, report: dict) -> None:
     if not folder:
         return
-    path = Path(folder) / f"{report['node']}.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report))
-    os.replace(tmp, path)
+    with atomic_path(Path(folder) / f"{report['node']}.json") as tmp:
+        tmp.write_text(json.dumps(report))
 
 
 # --------------------------------------------------------------------------------------------- command line

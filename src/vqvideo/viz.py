@@ -14,11 +14,12 @@ so that e.g. rows = [originals, reconstructions] shows each original above its r
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from vqvideo.runtime.files import atomic_path
 
 GAP = 2
 FILL = 255
@@ -109,15 +110,6 @@ def text_tile(text: str, height: int, width: int, value: int = 128) -> np.ndarra
 
 
 # --------------------------------------------------------------------------------------------- files
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
-def _replace(tmp: Path, path: Path) -> Path:
-    os.replace(tmp, path)
-    return path
-
-
 def save_png(frames_or_image: np.ndarray, path: str | Path) -> Path:
     """Save an image ``[H, W, 3]`` or a video ``[T, H, W, 3]`` (its frames left to right) as one PNG."""
     from PIL import Image
@@ -127,14 +119,9 @@ def save_png(frames_or_image: np.ndarray, path: str | Path) -> Path:
         arr = time_grid([arr])
     if arr.ndim != 3 or arr.shape[-1] != 3:
         raise ValueError(f"save_png needs [H, W, 3] or [T, H, W, 3], got {arr.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(arr.astype(np.uint8)).save(tmp, format="PNG")
-        return _replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return Path(path)
 
 
 def save_gif(frames: np.ndarray, path: str | Path, fps: float = 8) -> Path:
@@ -144,16 +131,11 @@ def save_gif(frames: np.ndarray, path: str | Path, fps: float = 8) -> Path:
     frames = np.asarray(frames, dtype=np.uint8)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"save_gif needs [T, H, W, 3], got {frames.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(f) for f in frames]
-    tmp = _tmp(path)
-    try:
+    with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=max(1, round(1000 / fps)), loop=0, optimize=False)
-        return _replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return Path(path)
 
 
 def save_mp4(frames: np.ndarray, path: str | Path, fps: float = 8, crf: int = 18) -> Path:
@@ -170,10 +152,7 @@ def save_mp4(frames: np.ndarray, path: str | Path, fps: float = 8, crf: int = 18
         raise ValueError(f"save_mp4 needs [T, H, W, 3], got {frames.shape}")
     _, h, w, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
+    with atomic_path(path) as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as container:
             rate = fractions.Fraction(fps).limit_denominator(1000)
             stream = container.add_stream("libx264", rate=rate)
@@ -185,9 +164,7 @@ def save_mp4(frames: np.ndarray, path: str | Path, fps: float = 8, crf: int = 18
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
-        return _replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------- curves
@@ -280,12 +257,9 @@ def _save_figure(fig, out_png: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(out_png)
     try:
-        fig.savefig(tmp, format="png", dpi=110)
-        return _replace(tmp, out_png)
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    return Path(out_png)

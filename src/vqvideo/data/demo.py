@@ -17,6 +17,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
+from vqvideo.runtime.files import atomic_path
+
 # (fps, width factor, height factor) by index, cycling: most like the target, some that need resampling/cropping
 VARIANTS = [(25, 1.0, 1.0), (30, 1.5, 1.0), (25, 1.0, 1.0), (60, 1.25, 1.0), (25, 1.0, 1.0), (12, 1.0, 1.75)]
 
@@ -80,29 +82,26 @@ def render_video(index: int, seed: int, size: int = 64, duration: float = 2.4) -
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> Path:
     """Write ``frames`` ``[N, H, W, 3]`` uint8 (even H, W) as H.264 yuv420p, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     n, h, w, _ = frames.shape
-    with av.open(str(tmp), "w") as container:
-        # one thread and no assembly: x264's SIMD code reads past the frame buffers (uninitialised memory), which
-        # made about one file in ten differ between runs; these videos are tiny, so plain C is fast enough
-        stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "threads": "1",
-                                                                    "preset": "medium", "x264-params": "asm=0"})
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.codec_context.thread_count = 1  # x264 output depends on its thread count: one is the same everywhere
-        for i, frame in enumerate(frames):
-            # convert to yuv420p ourselves, zero the row padding and number the frames, so that the bytes
-            # written are the same on every run
-            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
-            _zero_padding(yuv)
-            yuv.pts = i
-            for packet in stream.encode(yuv):
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), "w", format="mp4") as container:  # the temporary name has no .mp4 to infer it from
+            # one thread and no assembly: x264's SIMD code reads past the frame buffers (uninitialised memory), which
+            # made about one file in ten differ between runs; these videos are tiny, so plain C is fast enough
+            stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "threads": "1",
+                                                                        "preset": "medium", "x264-params": "asm=0"})
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.codec_context.thread_count = 1  # x264 output depends on its thread count: one is the same everywhere
+            for i, frame in enumerate(frames):
+                # convert to yuv420p ourselves, zero the row padding and number the frames, so that the bytes
+                # written are the same on every run
+                yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+                _zero_padding(yuv)
+                yuv.pts = i
+                for packet in stream.encode(yuv):
+                    container.mux(packet)
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    tmp.replace(path)
-    return path
+    return Path(path)
 
 
 def _zero_padding(frame: av.VideoFrame) -> None:

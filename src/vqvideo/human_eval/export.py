@@ -159,7 +159,10 @@ def page_html(template: str, pairs: list[Pair], title: str = "Which video looks 
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
-    """Swap a finished folder into place (the old one is renamed away first, then removed)."""
+    """Swap a finished folder into place (the old one is renamed away first, then removed).
+
+    Not runtime.files.atomic_path, which swaps one file: a folder cannot be renamed over a non-empty one, so the
+    old page moves aside first (a reader may find no page for that instant, never a half-written one)."""
     old = final.with_name(f".{final.name}.old.{os.getpid()}")
     if final.exists():
         os.replace(final, old)

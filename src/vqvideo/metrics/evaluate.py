@@ -41,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vqvideo.runtime.device import choose_device
+from vqvideo.runtime.files import atomic_path
 from vqvideo.data.datasets import ClipReader
 from vqvideo.data.shards import atomic_write_text, list_shards
 from vqvideo.metrics import fvd as F
@@ -170,10 +171,9 @@ def _features(videos, resolution: int, frames: slice, cache: Path, weights_sha: 
         bar.update(len(batch))
     bar.close()
     feats = np.concatenate(feats).astype(np.float32)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, features=feats)
-    tmp.replace(path)
+    # through a file handle: np.savez given a name not ending in .npz would append .npz to the temporary name
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, features=feats)
     return feats
 
 

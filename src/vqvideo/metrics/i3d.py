@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqvideo.runtime import files
+from vqvideo.runtime.files import atomic_path
 from vqvideo.errors import UserError
 
 CHECKPOINT_NAME = "i3d-kinetics-400.ckpt"
@@ -268,9 +269,7 @@ def load_i3d(device: str | torch.device = "cpu") -> I3D:
         state = blob["state_dict"]
     else:
         state = convert_flax(load_flax_checkpoint(path))
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        torch.save({"state_dict": state, "source_sha256": sha}, tmp)
-        os.replace(tmp, cached)
+        with atomic_path(cached) as tmp:
+            torch.save({"state_dict": state, "source_sha256": sha}, tmp)
     model.load_state_dict(state, strict=True)
     return model.eval().to(device)
