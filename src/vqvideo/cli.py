@@ -127,15 +127,14 @@ def add_prepare_data(sub):
     p.add_argument("--workers", type=int, default=None, help="decoding processes (data.workers)")
 
     def run(args):
-        from vqvideo.data.prepare import Params, prepare_data
+        from vqvideo.data.prepare import prepare_data
 
         cfg = _load(args, {"videos": "data.videos", "annotations": "data.annotations", "split": "data.default_split",
                            "frames": "data.frames", "fps": "data.fps", "resolution": "data.resolution",
                            "stride": "data.stride", "max_clips": "data.max_clips_per_video",
                            "shard_size": "data.shard_size", "workers": "data.workers"})
-        d = cfg.data
-        clips = Params(d.frames, d.fps, d.resolution, d.stride, d.max_clips_per_video, d.frame_folder_fps)
-        return prepare_data(d.videos, args.out or cfg.layout.data, clips, shard_size=d.shard_size,
+        d = cfg.data  # a DataConfig is the clip settings (Params) too
+        return prepare_data(d.videos, args.out or cfg.layout.data, d, shard_size=d.shard_size,
                             workers=d.workers, default_split=d.default_split, annotations=d.annotations)
 
     p.set_defaults(func=run)

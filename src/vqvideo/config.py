@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from vqvideo.data.params import Params
 from vqvideo.errors import UserError
 from vqvideo.layout import Layout
 
@@ -86,17 +87,14 @@ class DownloadConfig:
     keep_archives: bool = False
 
 
-@dataclass
-class DataConfig:
+@dataclass(frozen=True)
+class DataConfig(Params):
+    """The clip settings (:class:`Params`'s fields, under the same keys) and where the videos are and how the
+    stage runs. Frozen because :class:`Params` is (a dataclass cannot thaw its base)."""
+
     videos: str = "data/kinetics600"
     annotations: str | None = None
     default_split: str = "train"
-    frames: int = 16
-    fps: float = 25
-    resolution: int = 256
-    stride: int = 16
-    max_clips_per_video: int | None = None
-    frame_folder_fps: float = 25
     shard_size: int = 512
     workers: int = 4
 

@@ -22,6 +22,7 @@ schema's defaults when only a resolution is known. Every file is written to a te
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -31,7 +32,8 @@ import numpy as np
 import torch
 
 from vqvideo.runtime.device import choose_device
-from vqvideo.data.prepare import Params, discover, process_video
+from vqvideo.data.params import Params
+from vqvideo.data.prepare import discover, process_video
 from vqvideo.data.video import is_image_file, is_video_file
 from vqvideo.errors import UserError
 
@@ -47,23 +49,19 @@ class ReconstructError(UserError):
 def data_params(resolution: int | None, config_data=None, recorded: dict | None = None) -> tuple[Params, str]:
     """The data settings and where they came from (see the module docstring). ``config_data`` is a
     :class:`vqvideo.config.DataConfig` (from ``--configfile``), ``recorded`` a checkpoint's ``data_config``."""
-    from vqvideo.config import DataConfig
-
-    keys = ("frames", "fps", "resolution", "stride", "max_clips_per_video", "frame_folder_fps")
     if config_data is not None:
-        base, source = {k: getattr(config_data, k) for k in keys}, "--configfile"
+        params, source = Params.of(config_data), "--configfile"
     elif recorded:
-        base, source = {**{k: getattr(DataConfig(), k) for k in keys}, **recorded}, "the checkpoint"
+        known = {f.name for f in dataclasses.fields(Params)}
+        params, source = Params(**{k: v for k, v in recorded.items() if k in known}), "the checkpoint"
     elif resolution is not None:
-        base, source = {k: getattr(DataConfig(), k) for k in keys}, "the schema's defaults"
+        params, source = Params(), "the schema's defaults"
     else:
         raise ReconstructError("no data settings known: the checkpoint records none (trained before train-vqvae "
                                "recorded them); pass --resolution R or --configfile C")
     if resolution is not None:
-        base["resolution"], source = resolution, f"--resolution (the rest from {source})"
-    params = Params(int(base["frames"]), float(base["fps"]), int(base["resolution"]), int(base["stride"]),
-                    base["max_clips_per_video"], float(base["frame_folder_fps"]))
-    return params, source
+        params, source = dataclasses.replace(params, resolution=resolution), f"--resolution (the rest from {source})"
+    return Params.of(params), source
 
 
 # --------------------------------------------------------------------------------------------- inputs

@@ -6,7 +6,8 @@ import pytest
 
 from vqvideo.cli import main as cli_main
 from vqvideo.data.datasets import load_clips, read_manifest
-from vqvideo.data.prepare import Params, prepare_data
+from vqvideo.data.params import Params
+from vqvideo.data.prepare import prepare_data
 
 
 @pytest.mark.slow

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 
 from vqvideo.cli import main as cli_main
 from vqvideo.data.datasets import ClipDataset, load_clips, read_manifest
-from vqvideo.data.prepare import Params, prepare_data
+from vqvideo.data.params import Params
+from vqvideo.data.prepare import prepare_data
 from vqvideo.data.shards import list_shards
 from vqvideo.data.video import load_frames
 from video_helpers import index_frame, read_index, write_audio_only, write_index_video, write_video
@@ -208,7 +209,7 @@ def test_killed_run_resumes(tmp_path):
     reference = tmp_path / "reference"
     prepare_data(root, reference, Params(**clip), shard_size=6)
     out = tmp_path / "out"
-    code = (f"import sys; from vqvideo.data.prepare import Params, prepare_data; "
+    code = (f"import sys; from vqvideo.data.params import Params; from vqvideo.data.prepare import prepare_data; "
             f"sys.exit(prepare_data({str(root)!r}, {str(out)!r}, Params(**{clip!r}), shard_size=6))")
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     first = out / "shards" / "train-00000.h5"

@@ -16,7 +16,7 @@ order. A shard is written (atomically) as soon as its videos are done. A rerun s
 record exist with the same plan hash, so a killed run resumes where it stopped and never exposes a half-written
 shard. The same inputs and settings always give byte-identical clips.
 
-:func:`cut_clips` (one video -> its clips, with the settings :class:`Params`) is the part that any other reader of
+:func:`cut_clips` (one video -> its clips, with the settings :class:`vqvideo.data.params.Params`) is the part that any other reader of
 videos, e.g. ``vqvideo reconstruct``, shares with this stage.
 """
 
@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vqvideo.data.params import Params
 from vqvideo.data.shards import atomic_write_text, list_shards, write_shard
 from vqvideo.data.video import (VideoError, clip_starts, estimate_clips, frames_needed, is_image_file,
                                 is_video_file, load_frames, probe_duration)
@@ -56,19 +57,6 @@ class Source:
     rel: str  # relative to the videos folder, POSIX separators: what the manifest shows
     split: str
     label: str = ""
-
-
-@dataclass(frozen=True)
-class Params:
-    """How a video is cut into clips: ``frames`` frames at ``fps``, ``resolution`` square, a clip every ``stride``
-    frames (at most ``max_clips_per_video``); a folder of frames plays at ``frame_folder_fps``."""
-
-    frames: int = 16
-    fps: float = 25
-    resolution: int = 64
-    stride: int = 16
-    max_clips_per_video: int | None = None
-    frame_folder_fps: float = 25
 
 
 # --------------------------------------------------------------------------------------------- discovery
@@ -322,8 +310,7 @@ def prepare_data(videos: str | Path, out: str | Path, clips: Params = Params(), 
     if not videos.is_dir():
         print(f"prepare-data: videos folder not found: {videos}", file=sys.stderr)
         return 1
-    params = Params(clips.frames, float(clips.fps), clips.resolution, clips.stride, clips.max_clips_per_video,
-                    float(clips.frame_folder_fps))
+    params = Params.of(clips)
     sources, stray = discover(videos, default_split, annotations)
     stray_rejects = [[rel, reason, "not-video" if "not a video" in reason else "missing"] for rel, reason in stray]
     groups = plan_shards(sources, params, shard_size, _estimates(sources, params, workers))

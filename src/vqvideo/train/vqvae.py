@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from vqvideo.data.params import Params
 from vqvideo.metrics.quality import bits_ratio, latent_bits, psnr, raw_bits, ssim
 from vqvideo.models.quantizer import code_usage
 from vqvideo.models.vqvae import VQVAE, output_to_video, video_to_input
@@ -29,15 +30,12 @@ def build_vqvae(model_config: dict) -> VQVAE:
     return VQVAE(**model_config)
 
 
-# the data settings a checkpoint records (``data_config``): what `vqvideo reconstruct` needs to cut clips as
-# the model saw them
-DATA_KEYS = ("frames", "fps", "resolution", "stride", "max_clips_per_video", "frame_folder_fps")
-
-
 def data_settings(data_cfg, train_set) -> dict:
-    """``cfg.data``'s :data:`DATA_KEYS`, with ``frames``, ``fps`` and ``resolution`` as the training shards'
-    attributes say (prepare-data may have been run with other flags than this config)."""
-    settings = {k: getattr(data_cfg, k) for k in DATA_KEYS}
+    """The data settings a checkpoint records (``data_config``), what `vqvideo reconstruct` needs to cut clips as
+    the model saw them: ``cfg.data``'s clip settings (:class:`vqvideo.data.params.Params`), with ``frames``,
+    ``fps`` and ``resolution`` as the training shards' attributes say (prepare-data may have been run with other
+    flags than this config)."""
+    settings = {f.name: getattr(data_cfg, f.name) for f in dataclasses.fields(Params)}
     if len(train_set):
         import h5py
 
