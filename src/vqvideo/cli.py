@@ -54,13 +54,15 @@ def add_make_demo_data(sub):
     p.add_argument("--out", type=Path, default=None, help="output folder (default: data.videos)")
     p.add_argument("--n-videos", dest="n_videos", type=int, default=None, help="override demo.n_videos")
     p.add_argument("--seed", type=int, default=None, help="override demo.seed")
+    p.add_argument("--workers", type=int, default=1, help="processes writing videos side by side")
 
     def run(args):
         from vqvideo.data.demo import make_demo_data
 
         cfg = _load(args, {"n_videos": "demo.n_videos", "seed": "demo.seed"})
         d = cfg.demo
-        make_demo_data(args.out or cfg.data.videos, d.n_videos, d.seed, d.size, d.duration, d.val_fraction)
+        make_demo_data(args.out or cfg.data.videos, d.n_videos, d.seed, d.size, d.duration, d.val_fraction,
+                       max(1, args.workers))
         return 0
 
     p.set_defaults(func=run)

@@ -12,8 +12,9 @@ from vqvideo.data.prepare import prepare_data
 
 @pytest.mark.slow
 def test_make_demo_data_is_deterministic_and_varied(tmp_path):
-    for name in ("a", "b"):
-        assert cli_main(["make-demo-data", "--out", str(tmp_path / name), "--n-videos", "6", "--seed", "3"]) == 0
+    for name, workers in (("a", "1"), ("b", "2")):  # the same bytes from one process as from two side by side
+        assert cli_main(["make-demo-data", "--out", str(tmp_path / name), "--n-videos", "6", "--seed", "3",
+                         "--workers", workers]) == 0
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.mp4"))
     assert [f.parts[0] for f in files] == ["train"] * 5 + ["val"]
     for f in files:

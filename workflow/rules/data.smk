@@ -15,7 +15,7 @@ if config["demo"]["enabled"]:
         conda:
             "../../envs/data.yaml"
         shell:
-            "vqvideo make-demo-data --configfile {CONFIGFILE} --out {output} > {log} 2>&1"
+            "vqvideo make-demo-data --configfile {CONFIGFILE} --out {output} --workers {threads} > {log} 2>&1"
 
 
 if config["footage"]["enabled"]:

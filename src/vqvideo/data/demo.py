@@ -11,6 +11,7 @@ byte-identical on every machine.
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import av
@@ -113,14 +114,24 @@ def _zero_padding(frame: av.VideoFrame) -> None:
 
 
 def make_demo_data(out: str | Path, n_videos: int = 32, seed: int = 0, size: int = 64, duration: float = 2.4,
-                   val_fraction: float = 0.2) -> list[Path]:
-    """Write ``n_videos`` demo videos into ``out/train`` and ``out/val``; return their paths."""
+                   val_fraction: float = 0.2, workers: int = 1) -> list[Path]:
+    """Write ``n_videos`` demo videos into ``out/train`` and ``out/val``; return their paths. ``workers``
+    processes render and encode them side by side (each video depends on its index only: same bytes)."""
     out = Path(out)
     n_val = max(1, round(n_videos * val_fraction))
-    paths = []
-    for i in tqdm(range(n_videos), desc="demo videos", unit="video"):
-        split = "val" if i >= n_videos - n_val else "train"
-        frames, fps = render_video(i, seed, size, duration)
-        paths.append(write_mp4(out / split / f"demo_{i:04d}.mp4", frames, fps))
+    jobs = [(out / ("val" if i >= n_videos - n_val else "train") / f"demo_{i:04d}.mp4", i, seed, size, duration)
+            for i in range(n_videos)]
+    bar = dict(total=n_videos, desc="demo videos", unit="video")
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            paths = list(tqdm(pool.map(_write_video, jobs), **bar))
+    else:
+        paths = [_write_video(job) for job in tqdm(jobs, **bar)]
     print(f"wrote {n_videos} demo videos ({n_videos - n_val} train, {n_val} val) to {out}")
     return paths
+
+
+def _write_video(job: tuple) -> Path:
+    path, index, seed, size, duration = job
+    frames, fps = render_video(index, seed, size, duration)
+    return write_mp4(path, frames, fps)
