@@ -19,6 +19,9 @@
 # tells the Snakemake plugin to poll squeue), DefMemPerCPU so a job without --mem does not take the whole
 # node, and two fake GPUs each (GresTypes=gpu, Gres=gpu:2; gres.conf lists distinct character devices made
 # with mknod as copies of /dev/null: slurmd refuses the same file twice, and complains about plain files).
+# AuthInfo=cred_expire=20: a requeued job (vqvideo.launch --requeue after a clean stop) may start again after
+# the credential lifetime, 120 s by default; 20 s keeps the requeue test short and is still ample for slurmd to
+# launch a step on this machine.
 # If slurm.conf changes (e.g. a machine still running the single-node cluster of an older checkout), the
 # daemons are restarted with the new one.
 set -euo pipefail
@@ -87,6 +90,7 @@ SlurmctldHost=localhost($NET.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=cred_expire=20
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d/%n
 SlurmctldPidFile=$STATE/slurmctld.pid

@@ -91,8 +91,55 @@ def test_the_failure_message_names_the_node_that_failed_first():
                {"node": "node2", "node_id": 1, "nodes": 3, "rc": 3, "signal": None, "started": 0, "ended": 2}]
     why = launch.describe_failure(reports, expected=3)
     assert why.startswith("node node2 (node 1 of 3) failed first: its torchrun exited with code 3")
-    assert "node(s) 2 of 3 never reported" in why
+    assert "node 2 of 3 never reported" in why
+    assert "node node3 (node 2 of 3) never reported" in launch.describe_failure(reports, 3, ["a", "b", "node3"])
     assert launch.describe_failure([], expected=None) is None
+
+
+def _report(node_id, rc, signal=None, ended=None, workers=None):
+    return {"node": f"node{node_id + 1}", "node_id": node_id, "nodes": 3, "rc": rc, "signal": signal,
+            "started": 100.0, "ended": ended, "workers": workers, "rdzv_timeout": 30}
+
+
+def test_a_rendezvous_timeout_names_the_nodes_that_never_joined():
+    # node1 and node3 joined and gave up after the 30 s timeout; node2 hung before joining and was then stopped
+    # by srun (its report: a signal); a timeout is no failure of node1, though its torchrun exited first
+    reports = [_report(0, 1, ended=135.0), _report(1, 143, "SIGTERM", ended=136.0), _report(2, 1, ended=135.5)]
+    why = launch.describe_failure(reports, expected=3)
+    assert why.startswith("the rendezvous timed out: node node2 (node 1 of 3) never joined it (node node1 waited "
+                          "30 s for every node, then its torchrun exited with code 1 35 s after it started)"), why
+    # a node that never reported never joined either; a hung node still running (no end) did not join
+    why = launch.describe_failure([_report(0, 1, ended=135.0), _report(1, None)], 3, ["node1", "node2", "node3"])
+    assert why.startswith("the rendezvous timed out: node node2 (node 1 of 3), node node3 (node 2 of 3) never "
+                          "joined it"), why
+
+
+def test_a_failure_before_the_timeout_or_after_the_rendezvous_is_no_rendezvous_timeout():
+    # node2 failed at start-up, sooner than the timeout: it is to blame, not node1 that waited for it
+    early = [_report(0, 143, "SIGTERM", ended=106.0), _report(1, 3, ended=105.0)]
+    assert launch.describe_failure(early, 2).startswith("node node2 (node 1 of 3) failed first")
+    # node1 failed late in the training (its processes had started): node1 is to blame
+    late = [_report(0, 1, ended=900.0, workers=120.0), _report(1, 143, "SIGTERM", ended=901.0, workers=121.0)]
+    assert launch.describe_failure(late, 2).startswith("node node1 (node 0 of 3) failed first")
+
+
+def test_has_children_tells_a_process_with_children():
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                               "subprocess.Popen(['sleep', '30']); sys.stdout.write('x'); sys.stdout.flush(); "
+                               "time.sleep(30)"], stdout=subprocess.PIPE)
+    leaf = subprocess.Popen(["sleep", "30"])
+    try:
+        assert parent.stdout.read(1) == b"x"  # its child is started
+        assert launch._has_children(parent.pid)
+        assert not launch._has_children(leaf.pid)
+    finally:
+        for p in (parent, leaf):
+            p.kill()
+            p.wait()
+
+
+def test_requeue_needs_a_slurm_job():
+    assert launch.requeue_job(env={}) is False
 
 
 def test_torchrun_command_meets_at_the_first_node():

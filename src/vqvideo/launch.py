@@ -24,9 +24,17 @@ when run again. Under SLURM + Snakemake this wrapper (on the job's first node) s
 * torchrun and srun report their own exit codes, not the training's 75. When a stop was asked for (a signal
   reached this wrapper or any node's ``vqvideo.launch node``, or the deadline passed) and a new checkpoint was
   written after it, the attempt was preempted cleanly: the wrapper exits with 75.
-* Nodes report to a folder beside the checkpoint (``.<checkpoint>.nodes/<node>.json``: started, exit code,
-  the stop signal it got). When the command fails otherwise, the wrapper names the node that failed first
-  (its torchrun exited by itself, not stopped by a signal) and the nodes that never reported.
+* With ``--requeue``, a clean stop under SLURM puts the job back in the queue (``scontrol requeue``): SLURM
+  runs the same job (same job id, ``SLURM_RESTART_COUNT`` set) again once its nodes are free, and the training
+  resumes there. The job's own exit code is not the training's 75: the Snakemake executor plugin's job
+  script runs Snakemake, which exits 1 for any failed rule, so SLURM alone (``RequeueExit=75``) cannot tell
+  a preemption from a failure. Where requeueing is refused (a cluster with ``JobRequeue=0`` and no
+  ``--requeue``), the wrapper exits 75 and Snakemake's ``--retries`` submit the job anew.
+* Nodes report to a folder beside the checkpoint (``.<checkpoint>.nodes/<node>.json``: started, when its
+  training processes started, exit code, the stop signal it got). When the command fails otherwise, the
+  wrapper names the node to blame: the node that failed first (its torchrun exited by itself, not stopped by
+  a signal), or, when the rendezvous timed out (the first to fail had waited the whole ``--rdzv-timeout``
+  without starting its processes), the nodes that never joined it; and the nodes that never reported.
 
 ``vqvideo.launch node`` runs on each node (under srun): it starts ``torchrun`` with ``SLURM_NNODES`` nodes
 and the c10d rendezvous on the first node of the step (``SLURM_STEP_NODELIST``) at a port derived from the job
@@ -132,25 +140,58 @@ def _read_reports(folder: Path | None) -> list[dict]:
     return sorted(reports, key=lambda r: r.get("node_id", 0))
 
 
-def describe_failure(reports: list[dict], expected: int | None) -> str | None:
-    """A sentence naming the node(s) to blame, from the nodes' reports; None when there is nothing to say."""
+def describe_failure(reports: list[dict], expected: int | None, names: list[str] | None = None) -> str | None:
+    """A sentence naming the node(s) to blame, from the nodes' reports; None when there is nothing to say.
+
+    ``names``: the job's hosts in node-id order (to name the nodes that never reported), if known.
+    """
     if not reports and not expected:
         return None
-    failed = sorted((r for r in reports if r.get("rc") not in (0, None) and not r.get("signal")),
-                    key=lambda r: r.get("ended", 0))
+    failed = sorted((r for r in reports if _failed_by_itself(r)), key=lambda r: r.get("ended", 0))
+    got = {r.get("node_id") for r in reports}
+    missing = [_name(i, expected, names) for i in range(expected or 0) if i not in got]
     parts = []
+    if failed and _waited_out_the_rendezvous(failed[0], reports):
+        # c10d: the nodes that joined give up together at the join timeout; a node that never joined does not
+        # notice, so it is the one still running (then stopped by srun), or the one that never reported
+        first = failed[0]
+        absent = [f"node {r['node']} (node {r['node_id']} of {r['nodes']})" for r in reports
+                  if not _failed_by_itself(r)] + missing
+        if absent:
+            parts.append(f"the rendezvous timed out: {', '.join(absent)} never joined it (node {first['node']} "
+                         f"waited {first['rdzv_timeout']:.0f} s for every node, then its torchrun exited with "
+                         f"code {first['rc']} {_when(first)})")
+            return "; ".join(parts)
     if failed:
         first = failed[0]
         parts.append(f"node {first['node']} (node {first['node_id']} of {first['nodes']}) failed first: its "
                      f"torchrun exited with code {first['rc']} {_when(first)}")
         if len(failed) > 1:
             parts.append("then " + ", ".join(f"node {r['node']} (code {r['rc']})" for r in failed[1:]))
-    if expected and len(reports) < expected:
-        got = {r.get("node_id") for r in reports}
-        missing = [str(i) for i in range(expected) if i not in got]
-        parts.append(f"node(s) {', '.join(missing)} of {expected} never reported (the launcher did not start "
-                     f"there, or hung before the rendezvous)")
+    if missing:
+        parts.append(f"{', '.join(missing)} never reported (the launcher did not start there, or hung before "
+                     f"the rendezvous)")
     return "; ".join(parts) or None
+
+
+def _failed_by_itself(report: dict) -> bool:
+    """Its torchrun exited with an error, not stopped by a signal to the node's launcher."""
+    return report.get("rc") not in (0, None) and not report.get("signal")
+
+
+def _waited_out_the_rendezvous(first: dict, reports: list[dict]) -> bool:
+    """Whether the first node to fail gave up waiting at the rendezvous: no node started its training
+    processes, and it failed no sooner than the rendezvous timeout after it started."""
+    timeout = first.get("rdzv_timeout")
+    if timeout is None or first.get("started") is None or first.get("ended") is None:
+        return False
+    return all(r.get("workers") is None for r in reports) and first["ended"] - first["started"] >= timeout
+
+
+def _name(node_id: int, nodes: int | None, names: list[str] | None) -> str:
+    if names and node_id < len(names):
+        return f"node {names[node_id]} (node {node_id} of {nodes})"
+    return f"node {node_id} of {nodes}"
 
 
 def _when(report: dict) -> str:
@@ -160,11 +201,16 @@ def _when(report: dict) -> str:
 
 
 def run(cmd: list[str], checkpoint: Path | None, deadline: float | None, kill_after: float = 120,
-        nodes: int | None = None) -> int:
+        nodes: int | None = None, requeue: bool = False) -> int:
     """Run ``cmd`` in its own process group; stop it at ``deadline`` seconds; return its exit code.
 
     ``nodes``: how many ``vqvideo.launch node`` reports to expect (a multi-node command), for the failure message.
+    ``requeue``: after a clean stop under SLURM, requeue the job (see ``requeue_job``).
     """
+    restarts = os.environ.get("SLURM_RESTART_COUNT")
+    if restarts:
+        print(f"vqvideo.launch: SLURM job {os.environ.get('SLURM_JOB_ID')} runs again (restart {restarts})",
+              file=sys.stderr, flush=True)
     if checkpoint is not None and restore(checkpoint):
         print(f"vqvideo.launch: resuming from {checkpoint}", file=sys.stderr, flush=True)
     before = _stamp(checkpoint) if checkpoint is not None else None
@@ -211,7 +257,33 @@ def run(cmd: list[str], checkpoint: Path | None, deadline: float | None, kill_af
     if rc != 0 and checkpoint is not None and set_aside(checkpoint):
         print(f"vqvideo.launch: exit code {rc}; checkpoint kept as {resume_path(checkpoint)}, the next attempt "
               f"resumes from it", file=sys.stderr, flush=True)
+    if rc == PREEMPTED_EXIT_CODE and requeue:
+        requeue_job()  # last: SLURM ends this job's processes (this one too) as it requeues it
     return rc
+
+
+def requeue_job(env=os.environ) -> bool:
+    """Put this SLURM job back in the queue (``scontrol requeue``); True if SLURM took it.
+
+    SLURM then stops the job's processes, keeps its id and runs it again (``SLURM_RESTART_COUNT`` set) once
+    nodes are free, no sooner than the cluster's credential lifetime (``AuthInfo=cred_expire``, 120 s by
+    default) later. The Snakemake executor plugin sees the same job pending, then running: no new submission.
+    """
+    job_id = env.get("SLURM_JOB_ID")
+    if not job_id:
+        return False
+    try:
+        out = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=60)
+        err = out.stderr.strip() if out.returncode else None
+    except (OSError, subprocess.SubprocessError) as e:
+        err = str(e)
+    if err is not None:
+        print(f"vqvideo.launch: scontrol requeue {job_id} failed ({err}); exiting with {PREEMPTED_EXIT_CODE} for "
+              f"the workflow to submit the training again", file=sys.stderr, flush=True)
+        return False
+    print(f"vqvideo.launch: requeued SLURM job {job_id} (scontrol requeue): it runs again with the same id and "
+          f"resumes from the checkpoint", file=sys.stderr, flush=True)
+    return True
 
 
 def _outcome(rc: int, checkpoint: Path | None, before, stop_asked: list, reports: list[dict],
@@ -226,7 +298,7 @@ def _outcome(rc: int, checkpoint: Path | None, before, stop_asked: list, reports
               f"the command exited with {rc}: exiting with {PREEMPTED_EXIT_CODE}, rerun to resume",
               file=sys.stderr, flush=True)
         return PREEMPTED_EXIT_CODE
-    why = describe_failure(reports, nodes)
+    why = describe_failure(reports, nodes, _job_hosts())
     if why:
         kept = f"; the last complete checkpoint {checkpoint} is kept" if checkpoint is not None and \
             checkpoint.exists() else ""
@@ -249,6 +321,18 @@ def first_node(nodelist: str) -> str:
     return out[0]
 
 
+def _job_hosts(env=os.environ) -> list[str] | None:
+    """The job's hosts in SLURM_NODEID order (to name a node that never reported), None when unknown."""
+    nodelist = env.get("SLURM_JOB_NODELIST")
+    if not nodelist:
+        return None
+    try:
+        return subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                              timeout=60, check=True).stdout.split() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def torchrun_command(nnodes: int, nproc_per_node: int, head: str, port: int, rdzv_id: str,
                      rdzv_timeout: float, args: list[str]) -> list[str]:
     """One node's torchrun: ``nnodes`` agents meet at the c10d rendezvous ``head:port`` (hosted by ``head``)."""
@@ -265,8 +349,9 @@ def run_node(nproc_per_node: int, args: list[str], rdzv_timeout: float, kill_aft
     job_id = env.get("SLURM_JOB_ID", "0")
     nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST")
     head = first_node(nodelist) if nodelist else node
-    report = {"node": node, "node_id": node_id, "nodes": nnodes, "started": time.time(), "rc": None,
-              "signal": None, "ended": None}
+    # workers: when torchrun started this node's training processes, i.e. when the rendezvous completed
+    report = {"node": node, "node_id": node_id, "nodes": nnodes, "started": time.time(), "workers": None,
+              "rc": None, "signal": None, "ended": None, "rdzv_timeout": rdzv_timeout}
     folder = env.get("VQVIDEO_LAUNCH_NODES_DIR")
     _report(folder, report)
     cmd = torchrun_command(nnodes, nproc_per_node, head, rendezvous_port(job_id), job_id, rdzv_timeout, args)
@@ -287,7 +372,15 @@ def run_node(nproc_per_node: int, args: list[str], rdzv_timeout: float, kill_aft
 
     for s in STOP_SIGNALS:
         signal.signal(s, forward)
-    rc = proc.wait()
+    while True:
+        try:
+            rc = proc.wait(timeout=1.0)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if report["workers"] is None and _has_children(proc.pid):
+            report["workers"] = time.time()
+            _report(folder, report)
     rc = 128 - rc if rc < 0 else rc
     report.update(rc=rc, ended=time.time())
     _report(folder, report)
@@ -296,6 +389,19 @@ def run_node(nproc_per_node: int, args: list[str], rdzv_timeout: float, kill_aft
         print(f"vqvideo.launch node: {node} (node {node_id} of {nnodes}): torchrun {why}, exit code {rc}",
               file=sys.stderr, flush=True)
     return rc
+
+
+def _has_children(pid: int) -> bool:
+    """Whether process ``pid`` has a child: torchrun starts its training processes only once every node has
+    joined its rendezvous, and has no other children."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after "pid (comm)": state, ppid, ...
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended while we looked
+        if ppid == pid:
+            return True
+    return False
 
 
 def _report(folder: str | None, report: dict) -> None:
@@ -316,12 +422,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margin", type=float, default=10, help="minutes before the limit at which to stop the command")
     p.add_argument("--kill-after", type=float, default=120, help="seconds between SIGTERM and SIGKILL")
     p.add_argument("--nodes", type=int, default=None, help="nodes of a multi-node command (for its failure message)")
+    p.add_argument("--requeue", action="store_true",
+                   help="after a clean stop under SLURM, requeue the job (scontrol requeue) to resume it")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command")
     args = p.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         p.error("no command given")
-    return run(cmd, args.resume, deadline_seconds(args.runtime, args.margin), args.kill_after, args.nodes)
+    return run(cmd, args.resume, deadline_seconds(args.runtime, args.margin), args.kill_after, args.nodes,
+               args.requeue)
 
 
 def _main_node(argv: list[str]) -> int:

@@ -37,9 +37,9 @@ from vqvideo import launch
 ROOT = Path(__file__).resolve().parents[2]
 JOB = Path(__file__).resolve().parents[1] / "harness_job.py"
 # float sums in another order (gloo's all-reduce over another arrangement of ranks) differ in the last bits;
-# over 12 steps of a tiny model that stays far below this
+# over 8 steps of a tiny model that stays far below this
 LOSS_RTOL = 1e-5
-TRAIN = {"batch_size": 12, "steps": 12, "lr": 0.01, "log_every": 1, "checkpoint_every": 100, "num_workers": 0,
+TRAIN = {"batch_size": 12, "steps": 8, "lr": 0.01, "log_every": 1, "checkpoint_every": 100, "num_workers": 0,
          "threads": 1}
 
 
@@ -55,12 +55,18 @@ def _agents(out: Path, nodes: int, procs: int, train: dict, sleep: float = 0.0) 
     job = json.dumps({"out": str(out), "train": train, "sleep": sleep})
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = launch.torchrun_command(nodes, procs, "127.0.0.1", port, rdzv_id, 120, [str(JOB), job])
-    return [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True) for _ in range(nodes)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    agents = []
+    for i in range(nodes):  # output to files, not pipes: agents run side by side and nobody reads a pipe early
+        with open(out.parent / f"{out.name}.agent{i}.{time.monotonic_ns()}.txt", "w+") as text:
+            agents.append(subprocess.Popen(cmd, env=env, stdout=text, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+            agents[-1].text = Path(text.name)
+    return agents
 
 
 def _wait(agents: list[subprocess.Popen], timeout: float = 300) -> list[tuple[int, str]]:
-    return [(a.wait(timeout=timeout), a.stdout.read()) for a in agents]
+    return [(a.wait(timeout=timeout), a.text.read_text()) for a in agents]
 
 
 def _losses(out: Path) -> dict[int, float]:
@@ -76,8 +82,13 @@ def _train(out: Path, nodes: int, procs: int, train: dict = TRAIN) -> dict[int, 
 
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory):
+    """The three layouts trained at the same time (each its own rendezvous): their start-ups overlap."""
     root = tmp_path_factory.mktemp("layouts")
-    return {(n, p): _train(root / f"{n}x{p}", n, p) for n, p in ((1, 4), (2, 2), (4, 1))}
+    started = {(n, p): _agents(root / f"{n}x{p}", n, p, TRAIN) for n, p in ((1, 4), (2, 2), (4, 1))}
+    for layout, agents in started.items():
+        for rc, text in _wait(agents, timeout=600):
+            assert rc == 0, (layout, text[-3000:])
+    return {layout: _losses(root / f"{layout[0]}x{layout[1]}") for layout in started}
 
 
 @pytest.mark.slow
@@ -94,7 +105,7 @@ def test_same_losses_on_every_layout(layouts):
 @pytest.mark.slow
 def test_sigterm_on_one_node_stops_every_rank_and_resumes_on_other_nodes(layouts, tmp_path):
     out = tmp_path / "run"
-    agents = _agents(out, 2, 2, TRAIN, sleep=0.3)
+    agents = _agents(out, 2, 2, TRAIN, sleep=0.5)
     log = out / "log.jsonl"
     deadline = time.monotonic() + 240
     while not (log.exists() and len(log.read_text().splitlines()) >= 3):  # a few steps done
@@ -150,33 +161,44 @@ def _two_nodes_up() -> str | None:
 
 PROFILE = "tests/profiles/slurm-ci"
 TRAININGS = ("train_vqvae", "train_top_prior", "train_bottom_prior")
-VQVAE_STEPS = 40  # long enough to be stopped in the middle (after step 4)
-# torchrun on node2 exits at start-up once (while FLAG exists), after noting the checkpoint's sha256
+VQVAE_STEPS = 16  # long enough to be stopped in the middle (after step 4)
+RDZV_TIMEOUT = 20  # seconds node1 waits at the rendezvous for node2's torchrun that hangs
+# the test's stand-in for torchrun (first on PATH): on node2, once per flag file, it fails at start-up after
+# noting the checkpoint's sha256, or hangs before the rendezvous (exec: no child process, like a stuck
+# torchrun); otherwise it is torchrun
 SHIM = """#!/bin/sh
-if [ "$SLURMD_NODENAME" = node2 ] && rm "{flag}" 2>/dev/null; then
+if [ "$SLURMD_NODENAME" = node2 ] && rm "{fail}" 2>/dev/null; then
   sha256sum "{ckpt}" > "{sha}"
   echo "test shim: torchrun on $SLURMD_NODENAME fails at start-up" >&2
   exit 3
+fi
+if [ "$SLURMD_NODENAME" = node2 ] && rm "{hang}" 2>/dev/null; then
+  echo "test shim: torchrun on $SLURMD_NODENAME hangs before the rendezvous" >&2
+  exec sleep 100000
 fi
 exec "{torchrun}" "$@"
 """
 
 
-def _cluster_config(repo: Path) -> str:
+def _cluster_configs(repo: Path) -> tuple[str, str]:
+    """The smoke config on partition multi, every training on 2 nodes; and the same with a short rendezvous."""
     cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
-    cfg["vqvae"]["train"].update(steps=VQVAE_STEPS, log_every=2, checkpoint_every=20, eval_every=VQVAE_STEPS)
+    cfg["vqvae"]["train"].update(steps=VQVAE_STEPS, log_every=2, checkpoint_every=100, eval_every=VQVAE_STEPS)
     res = cfg.setdefault("resources", {})
     res["default"] = {"mem_mb": 1000, "runtime": 30}
     for rule in TRAININGS:  # per node: 1 process, 1 CPU, 1 (fake) GPU
         res[rule] = {"nodes": 2, "tasks": 1, "gpus": 1, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 30}
     cfg["slurm"] = {"partition": "multi", "rendezvous_timeout": 120}
     (repo / "config" / "multinode.yaml").write_text(yaml.safe_dump(cfg))
-    return "config/multinode.yaml"
+    cfg["slurm"]["rendezvous_timeout"] = RDZV_TIMEOUT
+    (repo / "config" / "multinode-rdzv.yaml").write_text(yaml.safe_dump(cfg))
+    return "config/multinode.yaml", "config/multinode-rdzv.yaml"
 
 
-def _node2_pids() -> list[int]:
-    """The training's processes on node2 (launcher, torchrun, training process): what slurmstepd signals there."""
-    pids = []
+def _node2_pids() -> dict[int, str]:
+    """The training's processes on node2 (launcher, torchrun, training process), what slurmstepd signals
+    there, with their SLURM job ids."""
+    pids = {}
     for proc in Path("/proc").iterdir():
         try:
             env = (proc / "environ").read_bytes().split(b"\0")
@@ -184,23 +206,36 @@ def _node2_pids() -> list[int]:
         except (OSError, ValueError):
             continue
         if b"SLURMD_NODENAME=node2" in env and (b"vqvideo" in cmd or b"torchrun" in cmd):
-            pids.append(int(proc.name))
+            job = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"SLURM_JOB_ID=")), "")
+            pids[int(proc.name)] = job
     return pids
 
 
-def _stop_on_node2(log: Path, flag: Path, done: threading.Event, sent: list) -> None:
-    """Once the VQ-VAE has logged a few steps, SIGTERM its processes on node2 (and arm the start-up failure)."""
+def _squeue_state(job: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"], capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+
+
+def _stop_on_node2(repo: Path, flag: Path, done: threading.Event, seen: dict) -> None:
+    """Once the VQ-VAE has logged a few steps, SIGTERM its processes on node2 (arming the start-up failure of
+    the next run); then keep the rule's log of the stopped run (the requeued run starts a new one) and what
+    squeue says of the job."""
+    log, rule_log = repo / "results" / "vqvae" / "log.jsonl", repo / "results" / "logs" / "train_vqvae.log"
     while not done.is_set():
-        lines = log.read_text().splitlines() if log.exists() else []
-        if len([x for x in lines if '"train"' in x]) >= 2:
-            pids = _node2_pids()
+        if not seen.get("sent"):
+            lines = log.read_text().splitlines() if log.exists() else []
+            pids = _node2_pids() if len([x for x in lines if '"train"' in x]) >= 2 else {}
             if pids:
                 flag.touch()
                 for pid in pids:
                     os.kill(pid, signal.SIGTERM)
-                sent.extend(pids)
-                return
-        time.sleep(0.2)
+                seen.update(sent=sorted(pids), job=next(iter(pids.values())))
+        else:
+            text = rule_log.read_text() if rule_log.exists() else ""
+            if "requeued SLURM job" in text:
+                seen["stopped_log"] = text
+            seen.setdefault("states", []).append(_squeue_state(seen["job"]))
+        time.sleep(0.5)
 
 
 def _snakemake(repo: Path, env: dict, *args) -> tuple[subprocess.CompletedProcess, float]:
@@ -213,53 +248,88 @@ def _submissions(log: str, rule: str) -> list[str]:
     return re.findall(rf"\nrule {rule}:.*?Job \d+ has been submitted with SLURM jobid (\d+)", log, re.S)
 
 
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
+    """Three invocations of the cluster profile in one copy of the repository, on node1 and node2:
+
+    1. the VQ-VAE, stopped by SIGTERM on node2 in the middle: it checkpoints and requeues its job; in the
+       requeued job (same SLURM job id) node2's torchrun fails at start-up;
+    2. the VQ-VAE again, node2's torchrun hanging before the rendezvous: node1 gives up after RDZV_TIMEOUT;
+    3. every training: the VQ-VAE resumes from the checkpoint kept through 1 and 2, both priors train.
+    """
     why = _two_nodes_up()
     if why:
         pytest.skip(why)
     repo = copy_repo(tmp_path_factory.mktemp("multinode"))
-    cfg = _cluster_config(repo)
-    bin_dir, flag = repo / "shim", repo / "fail-node2-once"
+    cfg, cfg_rdzv = _cluster_configs(repo)
+    bin_dir, fail, hang = repo / "shim", repo / "fail-node2-once", repo / "hang-node2-once"
     ckpt, sha = repo / "results" / "vqvae" / "checkpoint.pt", repo / "sha-at-failure.txt"
+    aside = launch.resume_path(ckpt)
     bin_dir.mkdir()
-    (bin_dir / "torchrun").write_text(SHIM.format(flag=flag, ckpt=ckpt, sha=sha, torchrun=shutil.which("torchrun")))
+    (bin_dir / "torchrun").write_text(SHIM.format(fail=fail, hang=hang, ckpt=ckpt, sha=sha,
+                                                  torchrun=shutil.which("torchrun")))
     (bin_dir / "torchrun").chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", GLOO_SOCKET_IFNAME="vq0", OMP_NUM_THREADS="1")
-    times = {}
+    times, out = {}, {"repo": repo, "sha": sha}
     # the data locally (not a training); then the trainings on the cluster
     data, times["data (local)"] = _snakemake(repo, env, "results/data/manifest.csv", "--cores", "2",
                                              "--configfile", cfg)
     assert data.returncode == 0, data.stderr[-3000:]
-    done, sent = threading.Event(), []
-    watcher = threading.Thread(target=_stop_on_node2, args=(repo / "results" / "vqvae" / "log.jsonl", flag, done,
-                                                            sent), daemon=True)
+    vqvae = ("results/vqvae/metrics.json", "--profile", PROFILE)
+    # 1. no --retries: a second run of the job can only be SLURM's requeue
+    done, seen = threading.Event(), {}
+    watcher = threading.Thread(target=_stop_on_node2, args=(repo, fail, done, seen), daemon=True)
     watcher.start()
-    first, times["vqvae: stopped, resubmitted, node2 fails"] = _snakemake(
-        repo, env, "results/vqvae/metrics.json", "--profile", PROFILE, "--configfile", cfg, "--retries", "1")
+    out["first"], times["1. vqvae: stopped, requeued, node2 fails at start-up"] = _snakemake(
+        repo, env, *vqvae, "--configfile", cfg)
     done.set()
-    aside = launch.resume_path(ckpt)
-    sha_after = hashlib.sha256(aside.read_bytes()).hexdigest() if aside.exists() else None
-    step_after = torch.load(aside, weights_only=True)["step"] if aside.exists() else None
-    second, times["trainings: vqvae resumed, both priors"] = _snakemake(
+    watcher.join()
+    out["seen"] = seen
+    if seen.get("job"):  # before slurmctld forgets the job (MinJobAge)
+        out["job"] = subprocess.run(["scontrol", "show", "job", seen["job"]], capture_output=True,
+                                    text=True).stdout
+    out["sha_after_failure"] = _sha256(aside)
+    out["step_after"] = torch.load(aside, weights_only=True)["step"] if aside.exists() else None
+    # 2.
+    hang.touch()
+    out["rdzv"], times["2. vqvae: node2 hangs, rendezvous timeout"] = _snakemake(
+        repo, env, *vqvae, "--configfile", cfg_rdzv)
+    out["rdzv_seconds"] = times["2. vqvae: node2 hangs, rendezvous timeout"]
+    out["sha_after_rdzv"] = _sha256(aside)
+    # 3.
+    out["second"], times["3. trainings: vqvae resumed, both priors"] = _snakemake(
         repo, env, *[f"results/{t}/metrics.json" for t in ("vqvae", "priors/top", "priors/bottom")],
-        "--profile", PROFILE, "--configfile", cfg, "--retries", "1")
+        "--profile", PROFILE, "--configfile", cfg)
     print("\n" + "\n".join(f"{k}: {v:.0f} s" for k, v in times.items()))
-    return {"repo": repo, "first": first, "second": second, "sent": sent, "sha": sha, "sha_after": sha_after,
-            "step_after": step_after}
+    return out
 
 
 @pytest.mark.slurm
 @pytest.mark.multinode
-def test_sigterm_on_node2_stops_checkpoints_and_is_resubmitted(two_nodes):
-    first = two_nodes["first"]
+def test_sigterm_on_node2_stops_checkpoints_and_requeues_the_job(two_nodes):
+    first, seen = two_nodes["first"], two_nodes["seen"]
     log = first.stdout + first.stderr
-    assert two_nodes["sent"], log[-3000:]
-    assert len(_submissions(log, "train_vqvae")) == 2, log[-5000:]  # the stopped job and its resubmission
-    # attempt 1: every rank stopped after the same step, one checkpoint, exit 75
-    assert re.search(r"stopped by \S+ after step \d+; checkpoint written", log), log[-5000:]
-    assert "vqvideo.launch: the training was stopped (a signal to node node2)" in log, log[-5000:]
-    assert "exiting with 75" in log, log[-5000:]
+    assert seen.get("sent"), log[-3000:]
+    # one submission: the second run is SLURM's requeue of the same job, not Snakemake's
+    assert _submissions(log, "train_vqvae") == [seen["job"]], log[-5000:]
+    stopped = seen.get("stopped_log", "")
+    # the stopped run: every rank stopped after the same step, rank 0 wrote one checkpoint, exit 75, requeued
+    assert len(re.findall(r"stopped by \S+ after step \d+; checkpoint written", stopped)) == 1, stopped[-5000:]
+    # (node1 may be listed too: srun --kill-on-bad-exit stops it once node2's torchrun has exited)
+    assert re.search(r"vqvideo.launch: the training was stopped \(a signal to [^)]*node node2\)", stopped), \
+        stopped[-5000:]
+    assert "exiting with 75" in stopped, stopped[-5000:]
+    assert f"requeued SLURM job {seen['job']} (scontrol requeue)" in stopped, stopped[-5000:]
+    # what SLURM saw: the job back in the queue (pending until its credential expired), then run again
+    assert any(s.startswith("PENDING") for s in seen["states"]), seen["states"]
+    assert "Restarts=1" in two_nodes["job"] and "Requeue=1" in two_nodes["job"], two_nodes["job"]
+    # the requeued run (its log is shown as the failed job's) restored the checkpoint to resume from it
+    assert f"vqvideo.launch: SLURM job {seen['job']} runs again (restart 1)" in log, log[-5000:]
+    assert "vqvideo.launch: resuming from results/vqvae/checkpoint.pt" in log, log[-5000:]
 
 
 @pytest.mark.slurm
@@ -267,14 +337,28 @@ def test_sigterm_on_node2_stops_checkpoints_and_is_resubmitted(two_nodes):
 def test_node2_failing_at_start_up_is_named_and_the_checkpoint_kept(two_nodes):
     first = two_nodes["first"]
     log = first.stdout + first.stderr
-    assert first.returncode != 0  # the resubmitted job failed: node2's torchrun exited at start-up
+    assert first.returncode != 0  # the requeued job failed: node2's torchrun exited at start-up
     assert "test shim: torchrun on node2 fails at start-up" in log, log[-5000:]
     assert re.search(r"vqvideo.launch: the training failed \(exit code \d+\): node node2 \(node 1 of 2\) failed "
                      r"first: its torchrun exited with code 3", log), log[-5000:]
     # the checkpoint node2 saw at its start-up is the one kept for the next attempt, byte for byte
-    sha_at_failure = two_nodes["sha"].read_text().split()[0]
-    assert two_nodes["sha_after"] == sha_at_failure
+    assert two_nodes["sha_after_failure"] == two_nodes["sha"].read_text().split()[0]
     assert 0 < two_nodes["step_after"] < VQVAE_STEPS
+
+
+@pytest.mark.slurm
+@pytest.mark.multinode
+def test_a_rendezvous_timeout_names_the_node_that_never_joined(two_nodes):
+    run = two_nodes["rdzv"]
+    log = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "test shim: torchrun on node2 hangs before the rendezvous" in log, log[-5000:]
+    assert re.search(rf"vqvideo.launch: the training failed \(exit code \d+\): the rendezvous timed out: node "
+                     rf"node2 \(node 1 of 2\) never joined it \(node node1 waited {RDZV_TIMEOUT} s for every node",
+                     log), log[-5000:]
+    assert two_nodes["sha_after_rdzv"] == two_nodes["sha_after_failure"]  # the checkpoint is kept as it was
+    # bounded: the job ended by itself (the timeout), not at its 30-minute limit
+    assert two_nodes["rdzv_seconds"] < 600, two_nodes["rdzv_seconds"]
 
 
 @pytest.mark.slurm

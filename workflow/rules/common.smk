@@ -239,8 +239,10 @@ def launcher(name, resume=None):
     Use in a shell line as `{params.launch} train-vqvae ...` with `params: launch=launcher("x")`.
     The training harness reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) to set up DDP.
     With `resume` (the checkpoint the command writes), the command runs under vqvideo.launch: on SLURM it is
-    stopped `slurm.stop_margin` minutes before the time limit so that it checkpoints, and the checkpoint of
-    a failed attempt is kept aside from Snakemake's cleanup so that the retry resumes from it.
+    stopped `slurm.stop_margin` minutes before the time limit so that it checkpoints, the job is requeued
+    (`scontrol requeue`: the same job runs again and resumes; where SLURM refuses, Snakemake's retries submit
+    it anew), and the checkpoint of a stopped or failed attempt is kept aside from Snakemake's cleanup so that
+    the next attempt resumes from it.
     With `nodes > 1` the command carries the job's `mpi` resource (srun, see srun_prefix), as the plugin's
     MPI mode expects of the shell line: srun starts `vqvideo.launch node` on every node, which starts torchrun
     with the c10d rendezvous on the job's first node (waiting `slurm.rendezvous_timeout` seconds for the others).
@@ -258,5 +260,5 @@ def launcher(name, resume=None):
         margin = config["slurm"]["stop_margin"]
         nodes = f"--nodes {settings['nodes']} " if settings["nodes"] > 1 else ""
         cmd = (f"python -m vqvideo.launch --resume {resume} --runtime {settings['runtime']} "
-               f"--margin {margin} {nodes}-- {cmd}")
+               f"--margin {margin} --requeue {nodes}-- {cmd}")
     return cmd
