@@ -74,13 +74,15 @@ def add_fetch_footage(sub):
     p.add_argument("--out", type=Path, default=None, help="videos folder to write: OUT/train/ and OUT/val/ "
                                                           "(footage.holdout), or the whole videos when it is 0")
     p.add_argument("--holdout", type=float, default=None, help="footage.holdout")
+    p.add_argument("--windows", type=int, default=None, help="footage.windows")
 
     def run(args):
         from vqvideo.data.footage import fetch_footage, split_footage
 
-        cfg = _load(args, {"holdout": "footage.holdout"})
+        cfg = _load(args, {"holdout": "footage.holdout", "windows": "footage.windows"})
         paths = fetch_footage()
-        written = split_footage(paths, args.out, cfg.footage.holdout) if args.out else list(paths.values())
+        written = (split_footage(paths, args.out, cfg.footage.holdout, cfg.footage.windows) if args.out
+                   else list(paths.values()))
         for path in written:
             print(path)
         return 0

@@ -68,6 +68,7 @@ class DemoConfig:
 class FootageConfig:
     enabled: bool = False
     holdout: float = 0.45
+    windows: int = 1
 
 
 @dataclass

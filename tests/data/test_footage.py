@@ -132,3 +132,45 @@ def test_the_held_out_split_is_lossless_and_keeps_timestamps(footage, tmp_path):
             stream = c.streams.video[0]
             assert stream.average_rate == {"bikes.mp4": 25, "carphone_pristine.mp4": Fraction(30000, 1001)}[name]
             assert stream.sample_aspect_ratio == {"bikes.mp4": 1, "carphone_pristine.mp4": Fraction(128, 117)}[name]
+
+
+def _planes(path) -> list[list[np.ndarray]]:
+    """Each decoded frame of ``path`` as its pixel planes in the stored format (Y, U, V for yuv420p)."""
+    with av.open(str(path)) as c:
+        out = []
+        for f in c.decode(c.streams.video[0]):
+            out.append([np.frombuffer(bytes(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+                        for p in f.planes])
+        return out
+
+
+def test_square_windows_span_the_long_side_on_screen():
+    from vqvideo.data.footage import square_windows
+
+    assert square_windows(640, 272, None, 3) == [(272, 272, 0, 0), (272, 272, 184, 0), (272, 272, 368, 0)]
+    # carphone's 128:117 pixels: 132 stored columns are 144.4 on screen, square with its 144 rows
+    assert square_windows(176, 144, Fraction(128, 117), 3) == [(132, 144, 0, 0), (132, 144, 22, 0),
+                                                                 (132, 144, 44, 0)]
+    assert square_windows(144, 177, None, 2) == [(144, 144, 0, 0), (144, 144, 0, 32)]  # portrait, odd: even
+
+
+@pytest.mark.slow  # decodes and re-encodes both videos three times (~15 s of CPU)
+def test_training_windows_are_lossless_crops_and_the_held_out_part_stays_whole(footage, tmp_path):
+    from vqvideo.data.footage import square_windows
+
+    written = split_footage(footage, tmp_path, holdout=0.45, windows=3)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
+        *[f"train/bikes-w{k}.mp4" for k in range(3)], *[f"train/carphone_pristine-w{k}.mp4" for k in range(3)],
+        "val/bikes.mp4", "val/carphone_pristine.mp4"]
+    for name, n_train in (("bikes.mp4", 138), ("carphone_pristine.mp4", 66)):
+        src = _planes(footage[name])
+        assert len(_planes(tmp_path / "val" / name)) == len(src) - n_train
+        with av.open(str(footage[name])) as c:
+            stream = c.streams.video[0]
+            boxes = square_windows(stream.width, stream.height, stream.sample_aspect_ratio, 3)
+        for k, (w, h, x, y) in enumerate(boxes):
+            window = _planes(tmp_path / "train" / f"{name[:-4]}-w{k}.mp4")
+            assert len(window) == n_train
+            for got, full in zip(window, src[:n_train]):  # Y at full size, U and V at half (4:2:0)
+                for plane, ref, s in zip(got, full, (1, 2, 2)):
+                    assert np.array_equal(plane, ref[y // s:(y + h) // s, x // s:(x + w) // s])

@@ -84,9 +84,15 @@ def fetch_footage(folder: str | Path | None = None, timeout: float = 300) -> dic
     return paths
 
 
-def split_footage(videos: dict[str, Path], out: str | Path, holdout: float) -> list[Path]:
+def split_footage(videos: dict[str, Path], out: str | Path, holdout: float, windows: int = 1) -> list[Path]:
     """Write ``OUT/train/NAME`` (the first ``1 - holdout`` of each video's duration) and ``OUT/val/NAME``
-    (the rest); ``holdout`` 0 copies each whole video to ``OUT/NAME``. Returns the files written."""
+    (the rest); ``holdout`` 0 copies each whole video to ``OUT/NAME``. Returns the files written.
+
+    ``windows`` > 1 writes the training part as that many square windows instead, ``OUT/train/STEM-w{k}.mp4``,
+    spread evenly across the long side (see :func:`square_windows`): the data stage keeps only the centre square
+    of a frame, so bikes' 640x272 frames would give their middle 43% to training; the windows give it all, at the
+    scale the centre square has. The held-out part is written whole, and measured as the data stage cuts it.
+    """
     import shutil
 
     out = Path(out)
@@ -97,12 +103,29 @@ def split_footage(videos: dict[str, Path], out: str | Path, holdout: float) -> l
                 shutil.copyfile(src, tmp)
             written.append(out / name)
             continue
-        written += _split_video(Path(src), out / "train" / name, out / "val" / name, 1 - holdout)
+        written += _split_video(Path(src), out / "train" / name, out / "val" / name, 1 - holdout, windows)
     return written
 
 
-def _split_video(src: Path, first: Path, rest: Path, fraction: float) -> list[Path]:
-    """Frames of ``src`` before ``fraction`` of its duration into ``first``, the others into ``rest``."""
+def square_windows(width: int, height: int, sar: Fraction | None, n: int) -> list[tuple[int, int, int, int]]:
+    """``n`` crops ``(w, h, x, y)`` in stored pixels of a ``width x height`` frame, square on screen (pixels of
+    aspect ``sar``) and spread evenly from one end of the long side to the other; sizes and offsets even, for
+    4:2:0 chroma."""
+    def even(v: float) -> int:  # rounded down to even
+        return 2 * int(v // 2)
+
+    aspect = float(sar) if sar else 1.0
+    if width * aspect >= height:
+        w, h = even(min(width, round(height / aspect))), even(height)
+    else:
+        w, h = even(width), even(min(height, round(width * aspect)))
+    step = 1 / max(n - 1, 1)
+    return [(w, h, even(k * step * (width - w)), even(k * step * (height - h))) for k in range(n)]
+
+
+def _split_video(src: Path, first: Path, rest: Path, fraction: float, windows: int = 1) -> list[Path]:
+    """Frames of ``src`` before ``fraction`` of its duration into ``first`` (or ``windows`` square windows of
+    them, ``first``'s stem + ``-w{k}``), the others into ``rest``."""
     import av
 
     with av.open(str(src)) as container:
@@ -113,10 +136,36 @@ def _split_video(src: Path, first: Path, rest: Path, fraction: float) -> list[Pa
     t0 = frames[0].pts
     end = frames[-1].pts + (frames[-1].pts - frames[-2].pts)
     cut = t0 + fraction * (end - t0)
-    parts = [[f for f in frames if f.pts < cut], [f for f in frames if f.pts >= cut]]
-    for path, part in zip((first, rest), parts):
-        _write_lossless(path, part, rate, time_base, sar)
-    return [first, rest]
+    train, held_out = [f for f in frames if f.pts < cut], [f for f in frames if f.pts >= cut]
+    _write_lossless(rest, held_out, rate, time_base, sar)
+    if windows <= 1:
+        _write_lossless(first, train, rate, time_base, sar)
+        return [first, rest]
+    paths = []
+    for k, box in enumerate(square_windows(frames[0].width, frames[0].height, sar, windows)):
+        path = first.with_name(f"{first.stem}-w{k}{first.suffix}")
+        _write_lossless(path, _crop(train, box, time_base), rate, time_base, sar)
+        paths.append(path)
+    return paths + [rest]
+
+
+def _crop(frames: list, box: tuple[int, int, int, int], time_base: Fraction) -> list:
+    """The ``(w, h, x, y)`` window of each frame, in the frames' own pixel format (FFmpeg's crop filter)."""
+    import av
+
+    w, h, x, y = box
+    graph = av.filter.Graph()
+    src = graph.add_buffer(width=frames[0].width, height=frames[0].height, format=frames[0].format,
+                           time_base=time_base)
+    crop, sink = graph.add("crop", f"{w}:{h}:{x}:{y}"), graph.add("buffersink")
+    src.link_to(crop)
+    crop.link_to(sink)
+    graph.configure()
+    out = []
+    for frame in frames:
+        graph.push(frame)
+        out.append(graph.pull())
+    return out
 
 
 def _write_lossless(path: Path, frames: list, rate: Fraction, time_base: Fraction, sar: Fraction | None) -> None:
