@@ -6,25 +6,14 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from vqvideo.cli import main
 from vqvideo.data.shards import list_shards, read_shard
-from vqvideo.models.bottom_prior import BottomPrior
-from vqvideo.models.top_prior import TopPrior
-from vqvideo.models.vqvae import VQVAE
-from vqvideo.runtime.checkpoint import save_checkpoint
+
+from tiny_models import VQ, save_tiny_checkpoints
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # prepare + encode + sample: ~15 s of CPU
-
-VQ = dict(hidden=8, res_hidden=4, res_layers=1, codebook_size=16, codebook_dim=4)
-TOP = dict(codebook_size=16, shape=[3, 4, 4], hidden=8, residual=8, layers=2, attention_layers=1, heads=2,
-           filter_size=3, dropout=0.0, embed_dim=4, cond_channels=4, cond_hidden=8, cond_residual=4, cond_layers=1,
-           past_stream=True)
-BOTTOM = dict(codebook_size=16, shape=[8, 8], timesteps=8, first=2, hidden=8, residual=8, layers=2,
-              attention_layers=1, heads=2, filter_size=3, embed_dim=4, cond_channels=4, cond_hidden=8,
-              cond_residual=4, cond_blocks=1, window=4)
 
 
 def test_encode_sample_and_predict_on_real_footage(footage, tmp_path):
@@ -40,13 +29,7 @@ def test_encode_sample_and_predict_on_real_footage(footage, tmp_path):
         "sampling": {"batch_size": 4, "samples_per_clip": 2, "max_clips": 4, "grid_clips": 2, "device": "cpu",
                      "threads": 1}}))
     assert main(["prepare-data", "--configfile", str(cfgfile), "--workers", "1"]) == 0
-    torch.manual_seed(0)
-    for kind, model, config, path in [
-        ("vqvae", VQVAE(**VQ), VQ, results / "vqvae" / "checkpoint.pt"),
-        ("top_prior", TopPrior(**TOP), TOP, results / "priors" / "top" / "checkpoint.pt"),
-        ("bottom_prior", BottomPrior(**BOTTOM), BOTTOM, results / "priors" / "bottom" / "checkpoint.pt"),
-    ]:
-        save_checkpoint(path, {"kind": kind, "model": model.state_dict(), "model_config": config, "step": 0})
+    save_tiny_checkpoints(results, 32)
     shards = list_shards(results / "data" / "shards")
     for shard in shards:
         assert main(["encode", "--configfile", str(cfgfile), "--shard", str(shard), "--out",
