@@ -89,7 +89,8 @@ def dataset_rate(folder: Path, res: int, n_clips: int, workers: int, repeats: in
     from torch.utils.data import DataLoader
 
     from vqvideo.data.datasets import ClipDataset
-    from vqvideo.data.shards import atomic_write_text, write_shard
+    from vqvideo.data.shards import write_shard
+    from vqvideo.runtime.files import atomic_write_text
 
     data = folder / f"data{res}"
     if not (data / "manifest.csv").exists():

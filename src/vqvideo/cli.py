@@ -397,7 +397,7 @@ def add_fvd(sub):
     def run(args):
         import json
 
-        from vqvideo.data.shards import atomic_write_text
+        from vqvideo.runtime.files import atomic_write_text
         from vqvideo.metrics.evaluate import fvd_pair
 
         cfg = _load(args, {"batch_size": "evaluation.batch_size", "device": "evaluation.device"})

@@ -130,7 +130,7 @@ def reconstruct(checkpoint: str | Path, videos: list[str | Path], out: str | Pat
                 config_data=None, batch_size: int = 8, device: str = "auto") -> dict:
     """Reconstruct ``videos`` with the VQ-VAE of ``checkpoint``; write ``out`` (module docstring); return the
     contents of ``reconstruct.json``. ``resolution`` and ``config_data`` (a DataConfig): see :func:`data_params`."""
-    from vqvideo.data.shards import atomic_write_text
+    from vqvideo.runtime.files import atomic_write_text
     from vqvideo.runtime.checkpoint import load_model
     from vqvideo.train.vqvae import build_vqvae
     from vqvideo.viz import save_gif, save_mp4

@@ -15,7 +15,7 @@ import html
 import json
 from pathlib import Path
 
-from vqvideo.data.shards import atomic_write_text
+from vqvideo.runtime.files import atomic_write_text
 
 STYLE = ("body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1.5em}"
          "td,th{border:1px solid #bbb;padding:.3em .7em;text-align:right}th{background:#eee}"

@@ -1,6 +1,6 @@
 import numpy as np
 
-from vqvideo.data.shards import atomic_write_text, list_shards, read_shard, write_shard
+from vqvideo.data.shards import list_shards, read_shard, write_shard
 
 
 def test_roundtrip_and_chunking(tmp_path):
@@ -19,5 +19,3 @@ def test_temporary_files_are_invisible(tmp_path):
     (tmp_path / ".b.h5.123.tmp").write_bytes(b"partial")
     write_shard(tmp_path / "a.h5", {"x": np.zeros((1, 2))})
     assert [p.name for p in list_shards(tmp_path)] == ["a.h5"]
-    atomic_write_text(tmp_path / "m.csv", "a,b\n")
-    assert (tmp_path / "m.csv").read_text() == "a,b\n"

@@ -38,9 +38,10 @@ import numpy as np
 from tqdm import tqdm
 
 from vqvideo.data.params import Params
-from vqvideo.data.shards import atomic_write_text, list_shards, write_shard
+from vqvideo.data.shards import list_shards, write_shard
 from vqvideo.data.video import (VideoError, clip_starts, estimate_clips, frames_needed, is_image_file,
                                 is_video_file, load_frames, probe_duration)
+from vqvideo.runtime.files import atomic_write_text
 
 MANIFEST_COLUMNS = ["shard", "index", "source", "start_s", "label", "split"]
 REJECT_COLUMNS = ["source", "reason"]

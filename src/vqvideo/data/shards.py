@@ -50,10 +50,3 @@ def list_shards(folder: str | Path, pattern: str = "*.h5") -> list[Path]:
     """Finished shards in ``folder`` (temporary files start with a dot and are never listed), sorted."""
     return sorted(p for p in Path(folder).glob(pattern) if not p.name.startswith("."))
 
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write a small text file (CSV, JSON) atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", newline="")
-    return path

@@ -301,7 +301,7 @@ def plot_chart(result: dict, path: str | Path) -> Path:
 def analyze_ratings(key: str | Path, ratings: list[str | Path], json_out: str | Path, chart: str | Path | None = None,
                     **kwargs) -> dict:
     """Analyse, write the JSON (and the chart), print the Table 1 line; return the result."""
-    from vqvideo.data.shards import atomic_write_text
+    from vqvideo.runtime.files import atomic_write_text
 
     result = analyze(key, ratings, **kwargs)
     atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")

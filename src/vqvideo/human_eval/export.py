@@ -37,8 +37,9 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from vqvideo.data.shards import atomic_write_text, list_shards
+from vqvideo.data.shards import list_shards
 from vqvideo.errors import UserError
+from vqvideo.runtime.files import atomic_write_text
 from vqvideo.viz import save_gif, save_mp4
 
 PAGE_FILES = ("index.html", "app.js", "style.css")

@@ -41,9 +41,9 @@ import torch
 from tqdm.auto import tqdm
 
 from vqvideo.runtime.device import choose_device
-from vqvideo.runtime.files import atomic_path
+from vqvideo.runtime.files import atomic_path, atomic_write_text
 from vqvideo.data.datasets import ClipReader
-from vqvideo.data.shards import atomic_write_text, list_shards
+from vqvideo.data.shards import list_shards
 from vqvideo.metrics import fvd as F
 from vqvideo.metrics.i3d import MIN_FRAMES, load_i3d, weights_info
 from vqvideo.metrics.kvd import kernel_distance

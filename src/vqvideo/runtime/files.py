@@ -1,4 +1,5 @@
-"""File-system helpers shared by every stage: write-to-temp-then-rename, durable renames, file hashes."""
+"""File-system helpers shared by every stage: write-to-temp-then-rename (:func:`atomic_path`, and
+:func:`atomic_write_text` for small text files), durable renames, file hashes."""
 
 from __future__ import annotations
 
@@ -48,3 +49,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a small text file (CSV, JSON) atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
+    return path

@@ -501,7 +501,7 @@ class _Log:
         self.path = path
         if not dist.is_main():
             return
-        from vqvideo.data.shards import atomic_write_text
+        from vqvideo.runtime.files import atomic_write_text
         from vqvideo.viz import read_log
 
         kept = [r for r in read_log(path) if r.get("step", 0) <= start] if start > 0 and path.exists() else []

@@ -298,7 +298,7 @@ def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -
 
 
 def _write_outputs(out_dir: Path, metrics: dict, level: str) -> None:
-    from vqvideo.data.shards import atomic_write_text
+    from vqvideo.runtime.files import atomic_write_text
     from vqvideo.viz import plot_curves
 
     log = out_dir / "log.jsonl"

@@ -197,7 +197,7 @@ def _spread(n: int, k: int) -> list[int]:
 
 
 def _write_outputs(out_dir: Path, metrics: dict, grid: list) -> None:
-    from vqvideo.data.shards import atomic_write_text
+    from vqvideo.runtime.files import atomic_write_text
     from vqvideo.viz import plot_curves, save_gif, save_png, video_grid
 
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
