@@ -1,8 +1,10 @@
 """vqvideo.launch: stop a training before the time limit, keep its checkpoint from Snakemake's cleanup."""
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -140,6 +142,18 @@ def test_has_children_tells_a_process_with_children():
 
 def test_requeue_needs_a_slurm_job():
     assert launch.requeue_job(env={}) is False
+
+
+def test_after_a_requeue_the_launcher_waits_for_slurms_signal():
+    before = signal.getsignal(signal.SIGTERM)
+    t0 = time.monotonic()
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    launch.await_stop(limit=30)
+    assert time.monotonic() - t0 < 10  # the signal ended the wait, not the limit
+    assert signal.getsignal(signal.SIGTERM) is before  # the handlers are given back
+    t0 = time.monotonic()
+    launch.await_stop(limit=0.5)  # no signal: the limit ends it
+    assert 0.5 <= time.monotonic() - t0 < 10
 
 
 def test_torchrun_command_meets_at_the_first_node():

@@ -25,7 +25,7 @@ when run again. Under SLURM + Snakemake this wrapper (on the job's first node) s
   reached this wrapper or any node's ``vqvideo.launch node``, or the deadline passed) and a new checkpoint was
   written after it, the attempt was preempted cleanly: the wrapper exits with 75.
 * With ``--requeue``, a clean stop under SLURM puts the job back in the queue (``scontrol requeue``): SLURM
-  runs the same job (same job id, ``SLURM_RESTART_COUNT`` set) again once its nodes are free, and the training
+  runs the same job (same job id) again once its nodes are free, and the training
   resumes there. The job's own exit code is not the training's 75: the Snakemake executor plugin's job
   script runs Snakemake, which exits 1 for any failed rule, so SLURM alone (``RequeueExit=75``) cannot tell
   a preemption from a failure. Where requeueing is refused (a cluster with ``JobRequeue=0`` and no
@@ -207,10 +207,6 @@ def run(cmd: list[str], checkpoint: Path | None, deadline: float | None, kill_af
     ``nodes``: how many ``vqvideo.launch node`` reports to expect (a multi-node command), for the failure message.
     ``requeue``: after a clean stop under SLURM, requeue the job (see ``requeue_job``).
     """
-    restarts = os.environ.get("SLURM_RESTART_COUNT")
-    if restarts:
-        print(f"vqvideo.launch: SLURM job {os.environ.get('SLURM_JOB_ID')} runs again (restart {restarts})",
-              file=sys.stderr, flush=True)
     if checkpoint is not None and restore(checkpoint):
         print(f"vqvideo.launch: resuming from {checkpoint}", file=sys.stderr, flush=True)
     before = _stamp(checkpoint) if checkpoint is not None else None
@@ -257,15 +253,31 @@ def run(cmd: list[str], checkpoint: Path | None, deadline: float | None, kill_af
     if rc != 0 and checkpoint is not None and set_aside(checkpoint):
         print(f"vqvideo.launch: exit code {rc}; checkpoint kept as {resume_path(checkpoint)}, the next attempt "
               f"resumes from it", file=sys.stderr, flush=True)
-    if rc == PREEMPTED_EXIT_CODE and requeue:
-        requeue_job()  # last: SLURM ends this job's processes (this one too) as it requeues it
+    if rc == PREEMPTED_EXIT_CODE and requeue and requeue_job():
+        await_stop()  # last: SLURM ends this job's processes (this one too) as it requeues it
     return rc
+
+
+def await_stop(limit: float = 300.0) -> None:
+    """Wait for the signal with which SLURM ends a requeued job's processes, at most ``limit`` seconds.
+
+    Exiting at once would let the Snakemake that runs the rule in the job handle the rule's failure just as
+    SLURM's SIGTERM reaches it, and its handler takes the lock that this handling holds: it hangs for ever, and
+    with proctrack/linuxproc it outlives the job. While this process runs, that Snakemake only waits.
+    """
+    got = []
+    previous = {s: signal.signal(s, lambda signum, _frame: got.append(signum)) for s in STOP_SIGNALS}
+    end = time.monotonic() + limit
+    while not got and time.monotonic() < end:
+        time.sleep(0.2)
+    for s, handler in previous.items():
+        signal.signal(s, handler)
 
 
 def requeue_job(env=os.environ) -> bool:
     """Put this SLURM job back in the queue (``scontrol requeue``); True if SLURM took it.
 
-    SLURM then stops the job's processes, keeps its id and runs it again (``SLURM_RESTART_COUNT`` set) once
+    SLURM then stops the job's processes, keeps its id and runs it again once
     nodes are free, no sooner than the cluster's credential lifetime (``AuthInfo=cred_expire``, 120 s by
     default) later. The Snakemake executor plugin sees the same job pending, then running: no new submission.
     """
