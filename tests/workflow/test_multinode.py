@@ -64,7 +64,9 @@ def _agents(out: Path, nodes: int, procs: int, train: dict, sleep: float = 0.0,
     """`nodes` torchrun agents (the per-node commands of a multi-node job) training harness_job.py into out/."""
     port, rdzv_id = port or _free_ports()[0], f"layout-{nodes}x{procs}-{time.monotonic_ns()}"
     job = json.dumps({"out": str(out), "train": train, "sleep": sleep})
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # as vqvideo.launch node does: torchrun's default 30 s for its processes to end after SIGTERM is too short
+    # for the checkpoint on a busy machine (it then kills them, and reports -9 instead of the training's 75)
+    env = dict(os.environ, OMP_NUM_THREADS="1", TORCH_ELASTIC_SHUTDOWN_TIMEOUT="300")
     cmd = launch.torchrun_command(nodes, procs, "127.0.0.1", port, rdzv_id, 120, [str(JOB), job])
     out.parent.mkdir(parents=True, exist_ok=True)
     agents = []
