@@ -31,7 +31,7 @@ def final_outputs():
 
 
 def default_targets():
-    """What rule all asks for: config `targets` (paths under RESULTS), else :func:`final_outputs`.
+    """The default target (the `all` target's input). Config `targets` (paths under RESULTS), else :func:`final_outputs`.
 
     `snakemake --configfile C` with no target then builds what C is meant for; a target written after
     --configfile would be taken for another config file, since the flag takes several.
