@@ -41,7 +41,7 @@ def default_targets():
     for t in config["targets"]:
         if Path(t).is_absolute() or ".." in Path(t).parts:
             raise ConfigError(f"config key 'targets': {t!r} must be a path inside results ({RESULTS}), relative to it")
-    return [f"{RESULTS}/{t}" for t in config["targets"]]
+    return [LAYOUT.root / t for t in config["targets"]]
 
 
 # --------------------------------------------------------------------------- data
