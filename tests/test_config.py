@@ -22,6 +22,7 @@ def test_defaults_come_from_schema():
     cfg = config_from_dict({})
     assert cfg.data.fps == 25 and cfg.data.resolution == 256
     assert cfg.vqvae.train.batch_size == 16
+    assert not cfg.vqvae.flip and not cfg.vqvae.reverse  # augmentation changes training: off unless asked
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,8 @@ def test_defaults_come_from_schema():
         ({"nonsense": 1}, ["nonsense"]),
         ({"vqvae": {"crop": 60}}, ["vqvae.crop", "[8, 8]"]),                           # not a multiple of 4 x 2
         ({"data": {"resolution": 64}, "vqvae": {"crop": 128}}, ["vqvae.crop", "64"]),   # larger than the frames
+        ({"vqvae": {"flip": "yes"}}, ["vqvae.flip"]),
+        ({"vqvae": {"reverse": 1}}, ["vqvae.reverse"]),
     ],
 )
 def test_bad_keys_are_refused_by_name(raw, names):

@@ -129,6 +129,8 @@ class VQVAEModelConfig:
 class VQVAEConfig:
     model: VQVAEModelConfig = field(default_factory=VQVAEModelConfig)
     crop: int | None = None
+    flip: bool = False
+    reverse: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

@@ -37,3 +37,24 @@ def test_train_vqvae_records_the_data_settings_in_its_checkpoint(tmp_path, one_t
     recorded = load_checkpoint(tmp_path / "vqvae" / "checkpoint.pt")["data_config"]
     assert recorded == {"frames": 8, "fps": 12.5, "resolution": 16, "stride": 3, "max_clips_per_video": None,
                         "frame_folder_fps": 25}
+
+
+def test_augment_mirrors_and_reverses_whole_clips_and_is_off_by_default():
+    """Each clip comes back as itself, mirrored left-right or played backwards (never a mix within a clip), both
+    occur, and with the options off nothing changes and torch's RNG is untouched (old runs stay step-for-step)."""
+    import torch
+
+    from vqvideo.train.vqvae import augment
+
+    clips = torch.randint(0, 256, (64, 4, 8, 8, 3), dtype=torch.uint8)
+    state = torch.get_rng_state()
+    assert torch.equal(augment(clips), clips)
+    assert torch.equal(torch.get_rng_state(), state)
+    for kwargs, dim in (({"flip": True}, 3), ({"reverse": True}, 1)):
+        out = augment(clips, **kwargs)
+        same = [torch.equal(o, c) for o, c in zip(out, clips)]
+        turned = [torch.equal(o, c.flip(dim - 1)) for o, c in zip(out, clips)]
+        assert all(s or t for s, t in zip(same, turned))
+        assert 10 < sum(turned) < 54  # about half, not none or all
+    both = augment(clips, flip=True, reverse=True)
+    assert any(torch.equal(o, c.flip(0).flip(2)) for o, c in zip(both, clips))

@@ -53,14 +53,27 @@ def random_crop(clips: torch.Tensor, size: int) -> torch.Tensor:
     return torch.stack([clip[:, y:y + size, x:x + size] for clip, y, x in zip(clips, ys, xs)])
 
 
-def vqvae_loss(model, clips: torch.Tensor, crop: int | None = None):
+def augment(clips: torch.Tensor, flip: bool = False, reverse: bool = False) -> torch.Tensor:
+    """Each clip ``[B, T, H, W, C]`` mirrored left-right (``flip``) and/or played backwards (``reverse``), each
+    with probability 1/2 per clip: views of the same footage that the training clips do not hold. The draws
+    come from torch's global RNG (saved in checkpoints); nothing is drawn for an option that is off."""
+    for on, dim in ((flip, 3), (reverse, 1)):
+        if on:
+            pick = torch.rand(len(clips)) < 0.5
+            clips = torch.where(pick.view(-1, 1, 1, 1, 1).to(clips.device), clips.flip(dim), clips)
+    return clips
+
+
+def vqvae_loss(model, clips: torch.Tensor, crop: int | None = None, flip: bool = False, reverse: bool = False):
     """Harness loss: uint8 clips ``[B, T, H, W, 3]`` on the device -> (loss, metrics).
 
     ``crop``: train on a random ``crop x crop`` window of each clip. The model is convolutional, so it learns
     the same weights from windows as from whole frames, at ``(crop / H)^2`` of the cost of a step.
+    ``flip``, ``reverse``: :func:`augment` (after the window is cut).
     """
     if crop is not None and crop < min(clips.shape[2:4]):
         clips = random_crop(clips, crop)
+    clips = augment(clips, flip, reverse)
     _, out = model(video_to_input(clips))
     loss = out.pop("loss")
     return loss, {k: (v.detach() if torch.is_tensor(v) else v) for k, v in out.items()}
@@ -143,7 +156,7 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     torch.manual_seed(cfg.seed)  # the initial weights
     model = build_vqvae(model_config)
     t0 = time.perf_counter()
-    loss_fn = functools.partial(vqvae_loss, crop=cfg.vqvae.crop)
+    loss_fn = functools.partial(vqvae_loss, crop=cfg.vqvae.crop, flip=cfg.vqvae.flip, reverse=cfg.vqvae.reverse)
     model = fit(model, loss_fn, train_set, tcfg, out_dir, model_config, evaluate=evaluate, seed=cfg.seed,
                 kind="vqvae", data_config=data_settings(cfg.data, train_set))
     train_seconds = time.perf_counter() - t0
