@@ -163,6 +163,7 @@ class TopPriorModelConfig:
 @dataclass
 class TopPriorConfig:
     model: TopPriorModelConfig = field(default_factory=TopPriorModelConfig)
+    corrupt_inputs: float = 0.0
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -188,6 +189,7 @@ class BottomPriorModelConfig:
 class BottomPriorConfig:
     model: BottomPriorModelConfig = field(default_factory=BottomPriorModelConfig)
     slices_per_clip: int = 1
+    corrupt_inputs: float = 0.0
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

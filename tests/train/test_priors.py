@@ -105,8 +105,10 @@ def test_paper_config_parameter_counts():
     from vqvideo.config import load_config
     from vqvideo.train.priors import build_prior
 
-    paper = load_config("config/config.yaml").top_prior.model
+    cfg = load_config("config/config.yaml")
+    paper = cfg.top_prior.model
     assert paper.past_stream   # the paper config's choice (config/config.yaml says why)
+    assert cfg.top_prior.corrupt_inputs == 0 and cfg.bottom_prior.corrupt_inputs == 0   # the paper's teacher forcing
     with torch.device("meta"):
         top, bottom = TopPrior(512, past_stream=True), BottomPrior(512)
         without = TopPrior(512, past_stream=False)
@@ -288,3 +290,44 @@ def test_summary_reports_both_priors():
     assert s["top_prior"]["attention_after_layers"] == [5, 10, 15, 20, 25, 30, 35, 40]
     assert s["bottom_prior"]["receptive_field"]["with_attention"] == "the whole causal past"
     assert s["top_prior"]["parameters"] > s["bottom_prior"]["parameters"] > 10 ** 8
+
+
+def test_corrupt_codes_replaces_the_share_asked_and_keeps_the_conditioning():
+    from vqvideo.train.priors import corrupt_codes
+
+    codes = torch.zeros(64, 8, 16, 16, dtype=torch.long)
+    torch.manual_seed(0)
+    assert corrupt_codes(codes, 0.0, 1000, keep=2) is codes
+    noisy = corrupt_codes(codes, 0.25, 1000, keep=2)
+    assert noisy.dtype == codes.dtype and noisy.shape == codes.shape
+    assert (noisy[:, :2] == 0).all()                          # the conditioning timesteps as given
+    changed = float((noisy[:, 2:] != 0).float().mean())
+    assert 0.23 < changed < 0.27, changed                     # 0.25 * (1 - 1/1000), over 98k positions
+    assert noisy.max() >= 900                                 # uniformly random codes, not a fixed one
+
+
+@pytest.mark.parametrize("level", ["top", "bottom"])
+def test_corrupted_inputs_change_what_the_prior_reads_not_its_targets(level):
+    """The loss with corrupt_inputs equals the cross-entropy of the clean targets under the logits of the
+    corrupted inputs, drawn from the same random state."""
+    from vqvideo.train.priors import bottom_loss_fn, corrupt_codes, random_steps, top_loss_fn
+
+    torch.manual_seed(0)
+    batch = _tiny_latents()
+    prior = top_prior((3, 2, 2)) if level == "top" else bottom_prior((4, 4))
+    prior.eval()  # no dropout: the two computations below must draw the same random numbers only
+    loss_fn = top_loss_fn(0.5) if level == "top" else bottom_loss_fn(2, 0.5)
+    torch.manual_seed(1)
+    loss, _ = loss_fn(prior, batch)
+    torch.manual_seed(1)
+    if level == "top":
+        x, ct, cb = TopPrior.split(batch)
+        expected = F.cross_entropy(prior(corrupt_codes(x, 0.5, K), ct, cb), x)
+    else:
+        bottom, top = BottomPrior.split(batch)
+        steps = random_steps(bottom.shape[0], prior.first, prior.timesteps, 2, bottom.device)
+        noisy = corrupt_codes(bottom, 0.5, K, keep=prior.first)
+        expected = F.cross_entropy(prior(noisy, top, steps).transpose(1, 2), BottomPrior.targets(bottom, steps))
+    clean, _ = (top_loss_fn() if level == "top" else bottom_loss_fn(2))(prior, batch)
+    assert torch.allclose(loss, expected)
+    assert not torch.allclose(loss, clean)

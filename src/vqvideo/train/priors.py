@@ -8,6 +8,11 @@ cross-entropy). What each models, and from what, is what sampling will have (see
 - bottom: bottom timesteps ``first..Tb-1`` given ``cat(cond_top, top[:, 1:])`` and past bottom timesteps of
   ``cat(cond_bottom, bottom[:, first:])``; each step trains ``slices_per_clip`` random timesteps per clip.
 
+``corrupt_inputs`` (ours, 0 in the paper config): in training a share of the codes the model *reads* is
+replaced by random codes while the targets stay clean. Sampling feeds a prior its own samples, mistakes
+included; a prior trained only on true codes trusts them too much (exposure bias), and one mistake in a raster
+row spreads along it.
+
 Outputs in ``out_dir`` (``results/priors/{level}``): ``checkpoint.pt``, ``log.jsonl`` and ``loss.png`` (from
 the harness), ``bits.png`` (train and validation bits per latent) and ``metrics.json``: validation negative
 log-likelihood in bits per latent over the whole validation split, the unigram baseline (the cross-entropy
@@ -92,11 +97,27 @@ def latent_set(latents_dir, split: str):
 
 
 # --------------------------------------------------------------------------------------------- losses
-def top_loss(model, batch: dict):
-    """Harness loss of the top prior: mean cross-entropy (nats) over the predicted top codes."""
-    x, cond_top, cond_bottom = TopPrior.split(batch)
-    loss = F.cross_entropy(model(x, cond_top, cond_bottom).float(), x)
-    return loss, {"bits": loss.detach() / LN2}
+def corrupt_codes(codes: torch.Tensor, share: float, codebook_size: int, keep: int = 0) -> torch.Tensor:
+    """codes [B, T, ...] long -> a copy in which each position of timesteps ``keep``.. is, with probability
+    ``share``, replaced by a uniformly random code (the conditioning timesteps before ``keep`` stay as given)."""
+    if share <= 0:
+        return codes
+    hit = torch.rand(codes.shape, device=codes.device) < share
+    hit[:, :keep] = False
+    return torch.where(hit, torch.randint_like(codes, codebook_size), codes)
+
+
+def top_loss_fn(corrupt_inputs: float = 0.0):
+    """Harness loss of the top prior: mean cross-entropy (nats) over the predicted top codes. The model reads
+    them with a ``corrupt_inputs`` share replaced by random codes (:func:`corrupt_codes`); the targets are clean."""
+
+    def loss_fn(model, batch: dict):
+        x, cond_top, cond_bottom = TopPrior.split(batch)
+        k = getattr(model, "module", model).codebook_size
+        loss = F.cross_entropy(model(corrupt_codes(x, corrupt_inputs, k), cond_top, cond_bottom).float(), x)
+        return loss, {"bits": loss.detach() / LN2}
+
+    return loss_fn
 
 
 def random_steps(batch_size: int, first: int, timesteps: int, count: int, device) -> torch.Tensor:
@@ -108,14 +129,17 @@ def random_steps(batch_size: int, first: int, timesteps: int, count: int, device
     return torch.rand(batch_size, n, device=device).argsort(1)[:, :count] + first
 
 
-def bottom_loss_fn(slices_per_clip: int):
-    """Harness loss of the bottom prior: mean cross-entropy over ``slices_per_clip`` random timesteps per clip."""
+def bottom_loss_fn(slices_per_clip: int, corrupt_inputs: float = 0.0):
+    """Harness loss of the bottom prior: mean cross-entropy over ``slices_per_clip`` random timesteps per clip.
+    The model reads the predicted bottom timesteps (the current one, its past window and the copy source) with
+    a ``corrupt_inputs`` share replaced by random codes (:func:`corrupt_codes`); the targets are clean."""
 
     def loss_fn(model, batch: dict):
         bottom, top = BottomPrior.split(batch)
         prior = getattr(model, "module", model)
         steps = random_steps(bottom.shape[0], prior.first, prior.timesteps, slices_per_clip, bottom.device)
-        logits = model(bottom, top, steps)                           # [B, S, K, H, W]
+        inputs = corrupt_codes(bottom, corrupt_inputs, prior.codebook_size, keep=prior.first)
+        logits = model(inputs, top, steps)                           # [B, S, K, H, W]
         loss = F.cross_entropy(logits.float().transpose(1, 2), BottomPrior.targets(bottom, steps))
         return loss, {"bits": loss.detach() / LN2}
 
@@ -269,7 +293,8 @@ def train_prior(cfg, level: str, latents_dir: str | Path, out_dir: str | Path) -
     baseline.update(copy_previous_baseline(train_set, val_set, level, train_counts))
     torch.manual_seed(cfg.seed)  # the initial weights
     model = build_prior(level, model_config)
-    loss_fn = top_loss if level == "top" else bottom_loss_fn(cfg.bottom_prior.slices_per_clip)
+    loss_fn = (top_loss_fn(section.corrupt_inputs) if level == "top"
+               else bottom_loss_fn(section.slices_per_clip, section.corrupt_inputs))
     t0 = time.perf_counter()
     model = fit(model, loss_fn, train_set, tcfg, out_dir, model_config, evaluate=evaluate, seed=cfg.seed,
                 kind=f"{level}_prior")
