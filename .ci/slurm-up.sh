@@ -21,7 +21,10 @@
 # with mknod as copies of /dev/null: slurmd refuses the same file twice, and complains about plain files).
 # AuthInfo=cred_expire=20: a requeued job (vqvideo.launch --requeue after a clean stop) may start again after
 # the credential lifetime, 120 s by default; 20 s keeps the requeue test short and is still ample for slurmd to
-# launch a step on this machine.
+# launch a step on this machine. SchedulerParameters=sched_interval=2: a requeued job becomes eligible when its
+# credential expires, an event that triggers no scheduling; the main loop's periodic pass (every 60 s by
+# default) starts it, so it waited 35-64 s; with a pass every 2 s, about 20 s (3 nodes, a few jobs: the pass
+# costs nothing).
 # If slurm.conf changes (e.g. a machine still running the single-node cluster of an older checkout), the
 # daemons are restarted with the new one.
 set -euo pipefail
@@ -102,6 +105,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none

@@ -8,14 +8,15 @@ torchrun stops every rank at the same step with one checkpoint, which resumes on
 
 Two nodes (marker multinode): the smoke trainings through `snakemake --profile tests/profiles/slurm-ci` (the
 cluster profile as the CI's SLURM needs it) with resources.<training>.nodes = 2 on node1 and node2 of
-.ci/slurm-up.sh (network namespaces). The VQ-VAE training is stopped in the middle by SIGTERM to the processes
-of the job on node2 only; it checkpoints and requeues its job, which SLURM runs again (same job id, one
-submission); in that run node2's torchrun exits at start-up, the job fails naming node2, and the checkpoint
-stays as it was (sha256). A second invocation: node2's torchrun hangs before the rendezvous; node1 gives up
-after the rendezvous timeout, the job fails naming node2 as the node that never joined, the checkpoint stays
-as it was. A third resumes the VQ-VAE, and the two priors train on two nodes too. All in one copy of the
-repository, one fixture, so the data is made once (locally) and each job runs only as often as the
-behaviours need.
+.ci/slurm-up.sh (network namespaces), in one invocation. The VQ-VAE training is stopped in the middle by
+SIGTERM to the processes of the job on node2 only; it checkpoints and requeues its job, which SLURM runs again
+(same job id, one submission) and which resumes and finishes; the two priors train on two nodes too. Then the
+VQ-VAE rule's shell line (as Snakemake ran it) runs twice more under salloc on the same nodes, with no workflow
+around it (both runs end before any training step): node2's torchrun exits at start-up, and the run fails
+naming node2; node2's torchrun hangs before the rendezvous, node1 gives up after the rendezvous timeout, and
+the run fails naming node2 as the node that never joined; each time the checkpoint stays as it was (sha256).
+All in one copy of the repository, one fixture, so the data is made once (locally) and each job runs only as
+often as the behaviours need.
 """
 
 import hashlib
@@ -26,7 +27,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -177,7 +177,7 @@ def _two_nodes_up() -> str | None:
 PROFILE = "tests/profiles/slurm-ci"
 TRAININGS = ("train_vqvae", "train_top_prior", "train_bottom_prior")
 VQVAE_STEPS = 16  # long enough to be stopped in the middle (after step 4)
-RDZV_TIMEOUT = 20  # seconds node1 waits at the rendezvous for node2's torchrun that hangs
+RDZV_TIMEOUT = 10  # seconds node1 waits at the rendezvous for node2's torchrun that hangs
 # the test's stand-in for torchrun (first on PATH): on node2, once per flag file, it fails at start-up after
 # noting the checkpoint's sha256, or hangs before the rendezvous (exec: no child process, like a stuck
 # torchrun); otherwise it is torchrun
@@ -195,9 +195,11 @@ exec "{torchrun}" "$@"
 """
 
 
-def _cluster_configs(repo: Path) -> tuple[str, str]:
-    """The smoke config on partition multi, every training on 2 nodes; and the same with a short rendezvous."""
+def _cluster_config(repo: Path) -> str:
+    """The smoke config on partition multi, every training on 2 nodes, the data in one shard per split (one
+    encode job each)."""
     cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    cfg["data"]["shard_size"] = 64
     cfg["vqvae"]["train"].update(steps=VQVAE_STEPS, log_every=2, checkpoint_every=100, eval_every=VQVAE_STEPS)
     res = cfg.setdefault("resources", {})
     res["default"] = {"mem_mb": 1000, "runtime": 30}
@@ -205,9 +207,7 @@ def _cluster_configs(repo: Path) -> tuple[str, str]:
         res[rule] = {"nodes": 2, "tasks": 1, "gpus": 1, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 30}
     cfg["slurm"] = {"partition": "multi", "rendezvous_timeout": 120}
     (repo / "config" / "multinode.yaml").write_text(yaml.safe_dump(cfg))
-    cfg["slurm"]["rendezvous_timeout"] = RDZV_TIMEOUT
-    (repo / "config" / "multinode-rdzv.yaml").write_text(yaml.safe_dump(cfg))
-    return "config/multinode.yaml", "config/multinode-rdzv.yaml"
+    return "config/multinode.yaml"
 
 
 def _node2_pids() -> dict[int, str]:
@@ -248,21 +248,19 @@ def _squeue_state(job: str) -> str:
                           timeout=30).stdout.strip()
 
 
-def _stop_on_node2(repo: Path, flag: Path, done: threading.Event, seen: dict) -> None:
-    """Once the VQ-VAE has logged a few steps, SIGTERM its processes on node2 (arming the start-up failure of
-    the next run); then keep the rule's log of the stopped run (the requeued run starts a new one) and what
-    squeue says of the job."""
+def _stop_on_node2(repo: Path, done: threading.Event, seen: dict) -> None:
+    """Once the VQ-VAE has logged a few steps, SIGTERM its processes on node2; then keep the rule's log of the
+    stopped run (the requeued run starts a new one) and what squeue says of the job until it runs again."""
     log, rule_log = repo / "results" / "vqvae" / "log.jsonl", repo / "results" / "logs" / "train_vqvae.log"
     while not done.is_set():
         if not seen.get("sent"):
             lines = log.read_text().splitlines() if log.exists() else []
             pids = _node2_pids() if len([x for x in lines if '"train"' in x]) >= 2 else {}
             if pids:
-                flag.touch()
                 for pid in pids:
                     os.kill(pid, signal.SIGTERM)
                 seen.update(sent=sorted(pids), job=next(iter(pids.values())))
-        else:
+        elif not _ran_again(seen.get("states", [])):
             text = rule_log.read_text() if rule_log.exists() else ""
             if "requeued SLURM job" in text:
                 seen["stopped_log"] = text
@@ -270,14 +268,37 @@ def _stop_on_node2(repo: Path, flag: Path, done: threading.Event, seen: dict) ->
         time.sleep(0.5)
 
 
+def _ran_again(states: list[str]) -> bool:
+    """Whether squeue showed the job pending and then running again (the requeued run has started)."""
+    pending = next((i for i, s in enumerate(states) if s.startswith("PENDING")), None)
+    return pending is not None and any(s.startswith("RUNNING") for s in states[pending:])
+
+
 def _snakemake(repo: Path, env: dict, *args) -> tuple[subprocess.CompletedProcess, float]:
     t0 = time.monotonic()
-    run = subprocess.run(["snakemake", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(["snakemake", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=1800)
+    return run, time.monotonic() - t0
+
+
+def _salloc(repo: Path, env: dict, command: str) -> tuple[subprocess.CompletedProcess, float]:
+    """``command`` (a rule's shell line) on two nodes of partition multi, run as the job's first node would,
+    here: salloc's shell on this machine, whose srun starts the steps on node1 and node2."""
+    t0 = time.monotonic()
+    run = subprocess.run(["salloc", "--partition=multi", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1",
+                          "--cpus-per-task=1", "--gres=gpu:1", "--mem=2000", "--time=30", "sh", "-c", command],
+                         cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     return run, time.monotonic() - t0
 
 
 def _submissions(log: str, rule: str) -> list[str]:
     return re.findall(rf"\nrule {rule}:.*?Job \d+ has been submitted with SLURM jobid (\d+)", log, re.S)
+
+
+def _shell_command(log: str, rule: str) -> str:
+    """The shell line Snakemake ran for ``rule`` (printshellcmds)."""
+    found = re.findall(rf"\nrule {rule}:.*?\nShell command: (.*?)\n", log, re.S)
+    assert len(found) == 1, log[-5000:]
+    return found[0]
 
 
 def _sha256(path: Path) -> str | None:
@@ -286,18 +307,20 @@ def _sha256(path: Path) -> str | None:
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
-    """Three invocations of the cluster profile in one copy of the repository, on node1 and node2:
+    """One invocation of the cluster profile, then the VQ-VAE's rule command twice more on node1 and node2:
 
-    1. the VQ-VAE, stopped by SIGTERM on node2 in the middle: it checkpoints and requeues its job; in the
-       requeued job (same SLURM job id) node2's torchrun fails at start-up;
-    2. the VQ-VAE again, node2's torchrun hanging before the rendezvous: node1 gives up after RDZV_TIMEOUT;
-    3. every training: the VQ-VAE resumes from the checkpoint kept through 1 and 2, both priors train.
+    1. every training on two nodes: the VQ-VAE, stopped by SIGTERM on node2 in the middle, checkpoints and
+       requeues its job, which SLURM runs again (same job id) and which resumes and finishes; both priors;
+    2. the VQ-VAE's shell line (as Snakemake ran it in 1) under salloc, node2's torchrun failing at start-up;
+    3. the same, node2's torchrun hanging before the rendezvous, with a rendezvous timeout of RDZV_TIMEOUT s.
+    The failures need no workflow around them (they end before any training step), so 2 and 3 skip
+    Snakemake's start-up and the plugin's polling.
     """
     why = _two_nodes_up()
     if why:
         pytest.skip(why)
     repo = copy_repo(tmp_path_factory.mktemp("multinode"))
-    cfg, cfg_rdzv = _cluster_configs(repo)
+    cfg = _cluster_config(repo)
     bin_dir, fail, hang = repo / "shim", repo / "fail-node2-once", repo / "hang-node2-once"
     ckpt, sha = repo / "results" / "vqvae" / "checkpoint.pt", repo / "sha-at-failure.txt"
     aside = launch.resume_path(ckpt)
@@ -311,13 +334,13 @@ def two_nodes(tmp_path_factory):
     data, times["data (local)"] = _snakemake(repo, env, "results/data/manifest.csv", "--cores", "2",
                                              "--configfile", cfg)
     assert data.returncode == 0, data.stderr[-3000:]
-    vqvae = ("results/vqvae/metrics.json", "--profile", PROFILE)
-    # 1. no --retries: a second run of the job can only be SLURM's requeue
+    # 1. no --retries: a second run of the VQ-VAE's job can only be SLURM's requeue
     done, seen = threading.Event(), {}
-    watcher = threading.Thread(target=_stop_on_node2, args=(repo, fail, done, seen), daemon=True)
+    watcher = threading.Thread(target=_stop_on_node2, args=(repo, done, seen), daemon=True)
     watcher.start()
-    out["first"], times["1. vqvae: stopped, requeued, node2 fails at start-up"] = _snakemake(
-        repo, env, *vqvae, "--configfile", cfg)
+    out["trainings"], times["1. trainings: vqvae stopped, requeued, resumed; both priors"] = _snakemake(
+        repo, env, *[f"results/{t}/metrics.json" for t in ("vqvae", "priors/top", "priors/bottom")],
+        "--profile", PROFILE, "--configfile", cfg)
     done.set()
     watcher.join()
     out["seen"] = seen
@@ -330,27 +353,40 @@ def two_nodes(tmp_path_factory):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    log = out["trainings"].stdout + out["trainings"].stderr
+    assert out["trainings"].returncode == 0, log[-5000:]
+    rule_log = repo / "results" / "logs" / "train_vqvae.log"
+    out["resumed_log"] = rule_log.read_text()  # the requeued run's
+    out["steps"] = [r["step"] for r in map(json.loads, (repo / "results" / "vqvae" / "log.jsonl").read_text()
+                                           .splitlines()) if r["split"] == "train"]
+    out["world_sizes"] = {t: torch.load(repo / "results" / t / "checkpoint.pt", weights_only=True)["world_size"]
+                          for t in ("vqvae", "priors/top", "priors/bottom")}
+    job = _submissions(log, "train_top_prior")
+    out["top_job"] = subprocess.run(["scontrol", "show", "job", job[0]], capture_output=True,
+                                    text=True).stdout if job else ""
+    # 2. and 3.: the rule's command again, its checkpoint complete
+    command = _shell_command(log, "train_vqvae")
+    out["sha_before"] = _sha256(ckpt)
+    fail.touch()
+    out["failure"], times["2. vqvae's command: node2 fails at start-up"] = _salloc(repo, env, command)
+    out["failure_log"] = rule_log.read_text()
     out["sha_after_failure"] = _sha256(aside)
-    out["step_after"] = torch.load(aside, weights_only=True)["step"] if aside.exists() else None
-    # 2.
     hang.touch()
-    out["rdzv"], times["2. vqvae: node2 hangs, rendezvous timeout"] = _snakemake(
-        repo, env, *vqvae, "--configfile", cfg_rdzv)
-    out["rdzv_seconds"] = times["2. vqvae: node2 hangs, rendezvous timeout"]
+    assert command.count(" --rdzv-timeout=120 ") == 1, command
+    out["rdzv"], out["rdzv_seconds"] = _salloc(
+        repo, env, command.replace(" --rdzv-timeout=120 ", f" --rdzv-timeout={RDZV_TIMEOUT} "))
+    times["3. vqvae's command: node2 hangs, rendezvous timeout"] = out["rdzv_seconds"]
+    out["rdzv_log"] = rule_log.read_text()
     out["sha_after_rdzv"] = _sha256(aside)
-    # 3.
-    out["second"], times["3. trainings: vqvae resumed, both priors"] = _snakemake(
-        repo, env, *[f"results/{t}/metrics.json" for t in ("vqvae", "priors/top", "priors/bottom")],
-        "--profile", PROFILE, "--configfile", cfg)
     print("\n" + "\n".join(f"{k}: {v:.0f} s" for k, v in times.items()))
     return out
 
 
 @pytest.mark.slurm
 @pytest.mark.multinode
-def test_sigterm_on_node2_stops_checkpoints_and_requeues_the_job(two_nodes):
-    first, seen = two_nodes["first"], two_nodes["seen"]
-    log = first.stdout + first.stderr
+def test_sigterm_on_node2_stops_checkpoints_requeues_and_resumes_the_job(two_nodes):
+    run, seen = two_nodes["trainings"], two_nodes["seen"]
+    log = run.stdout + run.stderr
     assert seen.get("sent"), log[-3000:]
     # one submission: the second run is SLURM's requeue of the same job, not Snakemake's
     assert _submissions(log, "train_vqvae") == [seen["job"]], log[-5000:]
@@ -366,30 +402,41 @@ def test_sigterm_on_node2_stops_checkpoints_and_requeues_the_job(two_nodes):
     assert any(s.startswith("PENDING") for s in seen["states"]), seen["states"]
     assert "Restarts=1" in two_nodes["job"] and "Requeue=1" in two_nodes["job"], two_nodes["job"]
     assert not two_nodes["leftovers"], two_nodes["leftovers"]  # no process of the job outlived it
-    # the requeued run (its log is shown as the failed job's) restored the checkpoint to resume from it
-    assert "vqvideo.launch: resuming from results/vqvae/checkpoint.pt" in log, log[-5000:]
+    # the requeued run restored the checkpoint and resumed at the kept step: no gap, no repeat
+    resumed = two_nodes["resumed_log"]
+    assert "vqvideo.launch: resuming from results/vqvae/checkpoint.pt" in resumed, resumed[-5000:]
+    assert two_nodes["steps"] == list(range(2, VQVAE_STEPS + 1, 2)), two_nodes["steps"]
+
+
+@pytest.mark.slurm
+@pytest.mark.multinode
+def test_trainings_finish_on_two_nodes(two_nodes):
+    log = two_nodes["trainings"].stdout + two_nodes["trainings"].stderr
+    for rule in TRAININGS:
+        assert len(_submissions(log, rule)) == 1, (rule, log[-5000:])
+    assert two_nodes["world_sizes"] == {"vqvae": 2, "priors/top": 2, "priors/bottom": 2}  # 2 nodes x 1 process
+    shown = two_nodes["top_job"]
+    if shown:  # slurmctld forgets finished jobs after MinJobAge (300 s)
+        assert "NumNodes=2" in shown and "gres:gpu:1" in shown, shown
 
 
 @pytest.mark.slurm
 @pytest.mark.multinode
 def test_node2_failing_at_start_up_is_named_and_the_checkpoint_kept(two_nodes):
-    first = two_nodes["first"]
-    log = first.stdout + first.stderr
-    assert first.returncode != 0  # the requeued job failed: node2's torchrun exited at start-up
+    run, log = two_nodes["failure"], two_nodes["failure_log"]
+    assert run.returncode != 0, run.stderr[-3000:]
     assert "test shim: torchrun on node2 fails at start-up" in log, log[-5000:]
     assert re.search(r"vqvideo.launch: the training failed \(exit code \d+\): node node2 \(node 1 of 2\) failed "
                      r"first: its torchrun exited with code 3", log), log[-5000:]
     # the checkpoint node2 saw at its start-up is the one kept for the next attempt, byte for byte
-    assert two_nodes["sha_after_failure"] == two_nodes["sha"].read_text().split()[0]
-    assert 0 < two_nodes["step_after"] < VQVAE_STEPS
+    assert two_nodes["sha_after_failure"] == two_nodes["sha"].read_text().split()[0] == two_nodes["sha_before"]
 
 
 @pytest.mark.slurm
 @pytest.mark.multinode
 def test_a_rendezvous_timeout_names_the_node_that_never_joined(two_nodes):
-    run = two_nodes["rdzv"]
-    log = run.stdout + run.stderr
-    assert run.returncode != 0
+    run, log = two_nodes["rdzv"], two_nodes["rdzv_log"]
+    assert run.returncode != 0, run.stderr[-3000:]
     assert "test shim: torchrun on node2 hangs before the rendezvous" in log, log[-5000:]
     assert re.search(rf"vqvideo.launch: the training failed \(exit code \d+\): the rendezvous timed out: node "
                      rf"node2 \(node 1 of 2\) never joined it \(node node1 waited {RDZV_TIMEOUT} s for every node",
@@ -397,23 +444,3 @@ def test_a_rendezvous_timeout_names_the_node_that_never_joined(two_nodes):
     assert two_nodes["sha_after_rdzv"] == two_nodes["sha_after_failure"]  # the checkpoint is kept as it was
     # bounded: the job ended by itself (the timeout), not at its 30-minute limit
     assert two_nodes["rdzv_seconds"] < 600, two_nodes["rdzv_seconds"]
-
-
-@pytest.mark.slurm
-@pytest.mark.multinode
-def test_trainings_resume_and_finish_on_two_nodes(two_nodes):
-    second, repo = two_nodes["second"], two_nodes["repo"]
-    log = second.stdout + second.stderr
-    assert second.returncode == 0, log[-5000:]
-    for rule in TRAININGS:
-        assert len(_submissions(log, rule)) == 1, (rule, log[-5000:])
-    records = [json.loads(x) for x in (repo / "results" / "vqvae" / "log.jsonl").read_text().splitlines()]
-    steps = [r["step"] for r in records if r["split"] == "train"]
-    assert steps == list(range(2, VQVAE_STEPS + 1, 2)), steps  # resumed at the kept step: no gap, no repeat
-    for out in ("vqvae", "priors/top", "priors/bottom"):
-        ckpt = torch.load(repo / "results" / out / "checkpoint.pt", weights_only=True)
-        assert ckpt["world_size"] == 2, out  # 2 nodes x 1 process
-    job = _submissions(log, "train_top_prior")[0]
-    shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
-    if shown:  # slurmctld forgets finished jobs after MinJobAge (300 s)
-        assert "NumNodes=2" in shown and "gres:gpu:1" in shown, shown
