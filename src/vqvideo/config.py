@@ -131,7 +131,6 @@ class VQVAEConfig:
     crop: int | None = None
     flip: bool = False
     reverse: bool = False
-    restarts_until: float = 1.0
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

@@ -1,7 +1,4 @@
-"""train-vqvae (vqvideo.train.vqvae): what a run records in its checkpoint, its augmentations, when its
-dead-code restarts stop."""
-
-import json
+"""train-vqvae (vqvideo.train.vqvae): what a run records in its checkpoint."""
 
 import numpy as np
 import pytest
@@ -9,15 +6,17 @@ import pytest
 SMALL = dict(hidden=8, res_hidden=4, res_layers=1, codebook_size=16, codebook_dim=4)
 
 
-def _train(tmp_path, cfg: dict) -> dict:
-    """`vqvideo train-vqvae` with config ``cfg`` on two tiny shards of random clips (8x16x16, at 12.5 fps);
-    returns its metrics.json."""
+@pytest.mark.slow  # ~10 s of CPU: a whole train-vqvae run (training, evaluation, plots)
+def test_train_vqvae_records_the_data_settings_in_its_checkpoint(tmp_path, one_thread):
+    """`vqvideo reconstruct` cuts clips as the model saw them: the checkpoint says how (the shards' fps,
+    frames and resolution; the config's stride)."""
     import csv
 
     import yaml
 
     from vqvideo.cli import main
     from vqvideo.data.shards import write_shard
+    from vqvideo.runtime.checkpoint import load_checkpoint
 
     data = tmp_path / "data"
     clips = np.random.default_rng(0).integers(0, 256, (2, 8, 16, 16, 3), dtype=np.uint8)
@@ -29,22 +28,12 @@ def _train(tmp_path, cfg: dict) -> dict:
     with open(data / "manifest.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([["shard", "index", "source", "start_s", "label", "split"], *rows])
     cfgfile = tmp_path / "c.yaml"
-    cfgfile.write_text(yaml.safe_dump(cfg))
+    cfgfile.write_text(yaml.safe_dump({
+        "data": {"frames": 8, "resolution": 32, "stride": 3},  # resolution: the shards' 16 wins
+        "vqvae": {"model": SMALL, "train": {"batch_size": 2, "steps": 2, "eval_every": 100, "log_every": 1,
+                                             "num_workers": 0, "threads": 1}}}))
     assert main(["train-vqvae", "--configfile", str(cfgfile), "--data", str(data), "--out",
                  str(tmp_path / "vqvae")]) == 0
-    return json.loads((tmp_path / "vqvae" / "metrics.json").read_text())
-
-
-@pytest.mark.slow  # ~10 s of CPU: a whole train-vqvae run (training, evaluation, plots)
-def test_train_vqvae_records_the_data_settings_in_its_checkpoint(tmp_path, one_thread):
-    """`vqvideo reconstruct` cuts clips as the model saw them: the checkpoint says how (the shards' fps,
-    frames and resolution; the config's stride)."""
-    from vqvideo.runtime.checkpoint import load_checkpoint
-
-    cfg = {"data": {"frames": 8, "resolution": 32, "stride": 3},  # resolution: the shards' 16 wins
-           "vqvae": {"model": SMALL, "train": {"batch_size": 2, "steps": 2, "eval_every": 100, "log_every": 1,
-                                                "num_workers": 0, "threads": 1}}}
-    _train(tmp_path, cfg)
     recorded = load_checkpoint(tmp_path / "vqvae" / "checkpoint.pt")["data_config"]
     assert recorded == {"frames": 8, "fps": 12.5, "resolution": 16, "stride": 3, "max_clips_per_video": None,
                         "frame_folder_fps": 25}
@@ -69,17 +58,3 @@ def test_augment_mirrors_and_reverses_whole_clips_and_is_off_by_default():
         assert 10 < sum(turned) < 54  # about half, not none or all
     both = augment(clips, flip=True, reverse=True)
     assert any(torch.equal(o, c.flip(0).flip(2)) for o, c in zip(both, clips))
-
-
-@pytest.mark.slow  # ~5 s of CPU per case: a whole train-vqvae run
-@pytest.mark.parametrize("until, steps_restarting", [(1.0, 6), (0.5, 3), (0.0, 0)])
-def test_restarts_stop_after_restarts_until(tmp_path, one_thread, until, steps_restarting):
-    """With a threshold no EMA count reaches, every code of both levels is re-seeded at every step while
-    restarts are on, and none after ``vqvae.restarts_until`` of the steps."""
-    model = {**SMALL, "restart_threshold": 1.0e6}
-    cfg = {"data": {"frames": 8, "resolution": 16},
-           "vqvae": {"model": model, "restarts_until": until,
-                     "train": {"batch_size": 2, "steps": 6, "eval_every": 100, "log_every": 1, "num_workers": 0,
-                               "threads": 1}}}
-    metrics = _train(tmp_path, cfg)
-    assert metrics["restarts_top"] == metrics["restarts_bottom"] == steps_restarting * SMALL["codebook_size"]

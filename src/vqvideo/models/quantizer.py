@@ -61,7 +61,6 @@ class EMAQuantizer(nn.Module):
         self.num_codes, self.dim = num_codes, dim
         self.beta, self.decay, self.epsilon = beta, decay, epsilon
         self.restart_threshold = restart_threshold
-        self.restarting = True   # the training loop may end restarts before the last steps (vqvae.restarts_until)
         codebook = torch.randn(num_codes, dim)
         self.register_buffer("codebook", codebook)              # e  [K, D]
         self.register_buffer("ema_count", torch.ones(num_codes))  # N  [K]; 1 so that e = m / N at the start
@@ -133,7 +132,7 @@ class EMAQuantizer(nn.Module):
         n = self.ema_count.sum()
         smoothed = (self.ema_count + self.epsilon) / (n + self.num_codes * self.epsilon) * n
         self.codebook.copy_(self.ema_sum / smoothed[:, None])
-        if self.restart_threshold > 0 and self.restarting:
+        if self.restart_threshold > 0:
             self._restart(flat)
         return counts
 

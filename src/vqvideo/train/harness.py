@@ -121,7 +121,6 @@ def fit(model: nn.Module,
         collate_fn=None,
         kind: str = "model",
         data_config: dict | None = None,
-        before_step: Callable[[nn.Module, int], None] | None = None,
         ) -> nn.Module:
     """Train ``model`` for ``cfg.steps`` optimiser steps (resuming ``out_dir/checkpoint.pt``); return it unwrapped.
 
@@ -129,9 +128,7 @@ def fit(model: nn.Module,
     ``out_dir/log.jsonl`` (train records every ``cfg.log_every`` steps, val records from ``evaluate``) and
     ``out_dir/loss.png``. ``cfg`` is a :class:`vqvideo.config.TrainConfig`. ``data_config`` (plain values, e.g.
     the frame rate and resolution of the training clips) is stored in the checkpoint as ``data_config``, so that
-    a checkpoint also says what data it was trained on. ``before_step(model, step)`` is called before each
-    step with the unwrapped model (a schedule of the model's own settings); it must depend on ``step`` alone,
-    so that a resumed run is the same run.
+    a checkpoint also says what data it was trained on.
     """
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
@@ -154,8 +151,6 @@ def fit(model: nn.Module,
         for step in range(start, cfg.steps):
             t0 = time.perf_counter()
             lr = _set_lr(opt, cfg, step)
-            if before_step is not None:
-                before_step(model, step)
             loss, metrics, t_data = _train_step(ddp, loss_fn, batches, opt, cfg, device)
             window.add(loss, metrics, t_data)
             done, position = step + 1, position + cfg.batch_size

@@ -64,15 +64,6 @@ def augment(clips: torch.Tensor, flip: bool = False, reverse: bool = False) -> t
     return clips
 
 
-def restart_schedule(model: VQVAE, step: int, until: int) -> None:
-    """Dead-code restarts on for the steps before ``until``, off from it (``vqvae.restarts_until``). A code
-    re-seeded at the last steps is one the decoder has never trained on; where restarts never stop (a level
-    with fewer vectors per batch than codes re-seeds most of its codes every step) the final codebook is
-    partly fresh, and its reconstructions show it."""
-    for quantizer in (model.quant_top, model.quant_bottom):
-        quantizer.restarting = step < until
-
-
 def vqvae_loss(model, clips: torch.Tensor, crop: int | None = None, flip: bool = False, reverse: bool = False):
     """Harness loss: uint8 clips ``[B, T, H, W, 3]`` on the device -> (loss, metrics).
 
@@ -167,8 +158,7 @@ def train_vqvae(cfg, data_dir: str | Path, out_dir: str | Path, eval_clips: int 
     t0 = time.perf_counter()
     loss_fn = functools.partial(vqvae_loss, crop=cfg.vqvae.crop, flip=cfg.vqvae.flip, reverse=cfg.vqvae.reverse)
     model = fit(model, loss_fn, train_set, tcfg, out_dir, model_config, evaluate=evaluate, seed=cfg.seed,
-                kind="vqvae", data_config=data_settings(cfg.data, train_set),
-                before_step=functools.partial(restart_schedule, until=round(cfg.vqvae.restarts_until * tcfg.steps)))
+                kind="vqvae", data_config=data_settings(cfg.data, train_set))
     train_seconds = time.perf_counter() - t0
     if not dist.is_main():
         return {}
