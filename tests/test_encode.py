@@ -120,3 +120,41 @@ def test_latent_dataset(setup):
     assert batches[1]["clip"].tolist() == [5, 6] and batches[0]["bottom"].shape == (2, 8, 8, 8)
     assert len(LatentDataset(setup["root"] / "latents", "train")) == 3
 
+
+
+def test_mirror_encodes_every_clip_twice_as_it_is_and_flipped(setup, capsys):
+    """--mirror: rows 0..N-1 are the plain codes, N..2N-1 the codes of the clips flipped left-right (not the
+    plain codes flipped: codes are not mirror-equivariant); a rerun keeps the shard; --recon refuses it."""
+    root, model = setup["root"], setup["model"]
+    shard = setup["data"] / "shards" / "train-00000.h5"
+    plain, out = root / "latents" / "train" / "shard-00000.h5", root / "mirrored" / "shard-00000.h5"
+    args = ["encode", "--configfile", str(setup["cfgfile"]), "--checkpoint", str(setup["ckpt"]), "--shard", str(shard),
+            "--out", str(out), "--mirror"]
+    assert main(args) == 0
+    with h5py.File(plain, "r") as f:
+        want = {k: f[k][()] for k in ("top", "bottom", "cond_top", "cond_bottom", "clip")}
+    with h5py.File(shard, "r") as f:
+        clips = f["clips"][()]
+    with torch.no_grad():
+        top, bottom = model.encode_codes(video_to_input(torch.from_numpy(clips[:, :, :, ::-1].copy())))
+    with h5py.File(out, "r") as f:
+        got = {k: f[k][()] for k in ("top", "bottom", "cond_top", "cond_bottom", "clip", "mirrored")}
+        assert bool(f.attrs["mirrored"])
+    n = len(clips)
+    for k in ("top", "bottom", "cond_top", "cond_bottom"):
+        assert got[k].shape[0] == 2 * n and np.array_equal(got[k][:n], want[k])
+    assert np.array_equal(got["top"][n:], top.numpy()) and np.array_equal(got["bottom"][n:], bottom.numpy())
+    assert not np.array_equal(got["bottom"][n:], want["bottom"][..., ::-1])
+    assert got["clip"].tolist() == want["clip"].tolist() * 2 and got["mirrored"].tolist() == [False] * n + [True] * n
+    assert len(LatentDataset(root / "mirrored" / "..", "mirrored")) == 2 * n
+
+    stamp = os.stat(out).st_mtime_ns
+    assert main(args) == 0
+    assert os.stat(out).st_mtime_ns == stamp  # finished: kept
+    assert main(args[:-1]) == 0  # without --mirror the shard is not what was asked: re-encoded, N rows
+    with h5py.File(out, "r") as f:
+        assert f["top"].shape[0] == n and not bool(f.attrs["mirrored"])
+
+    recon = root / "mirrored" / "recon-00000.h5"
+    assert main(args + ["--recon", str(recon)]) != 0
+    assert "never mirrored" in capsys.readouterr().err and not recon.exists()

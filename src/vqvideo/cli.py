@@ -277,13 +277,15 @@ def add_encode(sub):
     p.add_argument("--checkpoint", type=Path, default=None, help=f"VQ-VAE checkpoint (default: {RESULTS.vqvae_checkpoint})")
     p.add_argument("--manifest", type=Path, default=None, help="clip manifest (default: the shard's data folder)")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="override encode.batch_size")
+    p.add_argument("--mirror", action="store_true",
+                   help="also encode every clip flipped left-right (training shards: twice the clips for the priors)")
 
     def run(args):
         from vqvideo.encode import encode_shard
 
         cfg = _load(args, {"batch_size": "encode.batch_size"})
         encode_shard(cfg, args.checkpoint or cfg.layout.vqvae_checkpoint, args.shard, args.out,
-                     recon=args.recon, manifest=args.manifest)
+                     recon=args.recon, manifest=args.manifest, mirror=args.mirror)
         return 0
 
     p.set_defaults(func=run)

@@ -140,6 +140,7 @@ class EncodeConfig:
     predicted_latents: str = "full_clip"
     device: str = "auto"
     threads: int = 0
+    mirror_train: bool = False
 
 
 @dataclass

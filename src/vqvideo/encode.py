@@ -7,7 +7,13 @@ Output layout (paper sizes; the demo's are smaller), one row per clip in the dat
     cond_top     int16 [N, 1, 32, 32]   the first ``sampling.cond_frames`` (4) frames encoded ALONE, so that
     cond_bottom  int16 [N, 2, 64, 64]   the conditioning codes never see the frames the priors must predict
     clip         int64 [N]              row of the clip in ``manifest.csv`` (the clip's id)
-    attrs        checkpoint_sha256, config_hash, cond_frames, predicted_latents
+    mirrored     bool  [N]              the clip was flipped left-right before encoding
+    attrs        checkpoint_sha256, config_hash, cond_frames, predicted_latents, mirrored
+
+With ``mirror`` (``vqvideo encode --mirror``; the train split when ``encode.mirror_train``) every clip is encoded
+twice, as it is and flipped left-right, in rows 0..N-1 and N..2N-1: the priors, which are data-limited on small
+datasets, get twice the clips. Mirrored footage is still footage (motion is symmetric left-right), whereas a flip
+of the codes themselves would not be: codes are not mirror-equivariant.
 
 For the evaluation split a second shard ``recon-*.h5`` holds the reconstructions in the sample-shard layout
 (``videos`` uint8 ``[N, 16, H, W, 3]``, rounded to the nearest level, and ``clip``) for FVD*.
@@ -26,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vqvideo.errors import UserError
 from vqvideo.runtime.device import choose_device
 from vqvideo.data.shards import read_shard, write_shard
 from vqvideo.models.vqvae import VQVAE, output_to_video, video_to_input
@@ -57,16 +64,30 @@ def _device(name: str) -> torch.device:
     return choose_device(name)
 
 
-def _done(path: Path | None, sha: str, n: int, name: str) -> bool:
+def _done(path: Path | None, sha: str, n: int, name: str, mirrored: bool = False) -> bool:
     if path is None:
         return True
     if not path.exists():
         return False
     try:
         with h5py.File(path, "r") as f:
-            return f.attrs.get("checkpoint_sha256") == sha and f[name].shape[0] == n
+            return (f.attrs.get("checkpoint_sha256") == sha and f[name].shape[0] == n
+                    and bool(f.attrs.get("mirrored", False)) == mirrored)
     except (OSError, KeyError):
         return False
+
+
+class MirroredClips:
+    """uint8 clips ``[N, T, H, W, 3]`` (numpy or h5py dataset), read flipped left-right."""
+
+    def __init__(self, clips):
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(self.clips[index])[..., ::-1, :])
 
 
 @torch.inference_mode()
@@ -88,18 +109,21 @@ def encode_clips(model: VQVAE, clips: np.ndarray, cond_frames: int, batch_size: 
 
 
 def encode_shard(cfg, checkpoint: str | Path, shard: str | Path, out: str | Path, recon: str | Path | None = None,
-                 manifest: str | Path | None = None) -> Path:
-    """Encode the data shard ``shard`` into the latent shard ``out`` (and reconstructions into ``recon``)."""
+                 manifest: str | Path | None = None, mirror: bool = False) -> Path:
+    """Encode the data shard ``shard`` into the latent shard ``out`` (and reconstructions into ``recon``);
+    ``mirror``: also every clip flipped left-right (not with ``recon``: the evaluation split is never mirrored)."""
     from vqvideo.runtime.checkpoint import load_model
     from vqvideo.train.vqvae import build_vqvae
 
     shard, out = Path(shard), Path(out)
     recon = Path(recon) if recon else None
+    if mirror and recon is not None:
+        raise UserError("--mirror is for training shards; the evaluation split (--recon) is never mirrored")
     manifest = Path(manifest) if manifest else shard.parent.parent / "manifest.csv"
     sha = sha256_file(checkpoint)
     with h5py.File(shard, "r") as f:
         n = int(f["clips"].shape[0])
-    if _done(out, sha, n, "top") and _done(recon, sha, n, "videos"):
+    if _done(out, sha, n * (2 if mirror else 1), "top", mirror) and _done(recon, sha, n, "videos"):
         print(f"{out} is up to date")
         return out
     if cfg.encode.threads > 0:
@@ -111,11 +135,17 @@ def encode_shard(cfg, checkpoint: str | Path, shard: str | Path, out: str | Path
     with h5py.File(shard, "r") as f:
         codes = encode_clips(model, f["clips"], cfg.sampling.cond_frames, cfg.encode.batch_size, device,
                              with_recon=recon is not None, desc=shard.name)
+        mirrored = np.zeros(n, bool)
+        if mirror:
+            flipped = encode_clips(model, MirroredClips(f["clips"]), cfg.sampling.cond_frames, cfg.encode.batch_size,
+                                   device, desc=f"{shard.name} mirrored")
+            codes = {k: np.concatenate([codes[k], flipped[k]]) for k in codes}
+            ids, mirrored = np.concatenate([ids, ids]), np.concatenate([mirrored, ~mirrored])
     attrs = {"checkpoint_sha256": sha, "config_hash": cfg.hash, "cond_frames": cfg.sampling.cond_frames,
-             "predicted_latents": cfg.encode.predicted_latents, "data_shard": shard.name}
+             "predicted_latents": cfg.encode.predicted_latents, "data_shard": shard.name, "mirrored": mirror}
     if recon is not None:
         write_shard(recon, {"videos": codes.pop("videos"), "clip": ids}, attrs)
-    write_shard(out, {**codes, "clip": ids}, attrs)
+    write_shard(out, {**codes, "clip": ids, "mirrored": mirrored}, attrs)
     return out
 
 

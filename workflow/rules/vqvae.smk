@@ -53,9 +53,10 @@ rule encode_latents:
         **rule_resources("encode_latents"),
     params:
         configfile=CONFIGFILE,
+        mirror=lambda w: "--mirror" if w.split == "train" and config["encode"]["mirror_train"] else "",
     shell:
         "vqvideo encode --configfile {params.configfile} --checkpoint {input.vqvae} --shard {input.shard} "
-        "--out {output} > {log} 2>&1"
+        "--out {output} {params.mirror} > {log} 2>&1"
 
 
 rule encode_latents_eval:

@@ -1,7 +1,9 @@
 """``LatentDataset``: the priors' training data, read from the latent shards ``vqvideo encode`` writes.
 
 Layout: ``{latent_dir}/{split}/shard-*.h5`` with ``top``, ``bottom``, ``cond_top``, ``cond_bottom`` (int16)
-and ``clip`` (int64); see :mod:`vqvideo.encode`. Priors never decode video.
+and ``clip`` (int64); see :mod:`vqvideo.encode`. Priors never decode video. A shard encoded with ``--mirror``
+(``encode.mirror_train``) holds every clip twice, as it is and flipped left-right: one item per row, so such a
+split counts each clip twice.
 
 Safe with DataLoader workers: HDF5 files are opened lazily in the process that reads them (a handle opened
 before a fork is never used after it), and the index is plain Python data.
