@@ -158,3 +158,34 @@ def test_mirror_encodes_every_clip_twice_as_it_is_and_flipped(setup, capsys):
     recon = root / "mirrored" / "recon-00000.h5"
     assert main(args + ["--recon", str(recon)]) != 0
     assert "never mirrored" in capsys.readouterr().err and not recon.exists()
+
+
+def test_reverse_with_mirror_encodes_four_views_each_from_its_own_frames(setup):
+    """--mirror --reverse: rows plain, mirrored, reversed, mirrored+reversed (N each), each view's codes and
+    conditioning codes those of its own transformed clip (a reversed clip's conditioning frames are the
+    original's last frames, played backwards); a shard encoded with --mirror alone is not taken for it."""
+    root, model = setup["root"], setup["model"]
+    shard = setup["data"] / "shards" / "train-00000.h5"
+    out = root / "reversed" / "shard-00000.h5"
+    args = ["encode", "--configfile", str(setup["cfgfile"]), "--checkpoint", str(setup["ckpt"]), "--shard", str(shard),
+            "--out", str(out), "--mirror"]
+    assert main(args) == 0
+    assert main(args + ["--reverse"]) == 0
+    with h5py.File(shard, "r") as f:
+        clips = f["clips"][()]
+    n = len(clips)
+    views = [clips, clips[:, :, :, ::-1], clips[:, ::-1], clips[:, ::-1, :, ::-1]]
+    with h5py.File(out, "r") as f:
+        got = {k: f[k][()] for k in ("top", "bottom", "cond_top", "cond_bottom", "clip", "mirrored", "reversed")}
+        assert bool(f.attrs["mirrored"]) and bool(f.attrs["reversed"])
+    for i, view in enumerate(views):
+        x = video_to_input(torch.from_numpy(view.copy()))
+        with torch.no_grad():
+            top, bottom = model.encode_codes(x)
+            cond_top, _ = model.encode_codes(x[:, :, :4])
+        rows = slice(i * n, (i + 1) * n)
+        assert np.array_equal(got["top"][rows], top.numpy()) and np.array_equal(got["bottom"][rows], bottom.numpy())
+        assert np.array_equal(got["cond_top"][rows], cond_top.numpy())
+    assert got["mirrored"].tolist() == ([False] * n + [True] * n) * 2
+    assert got["reversed"].tolist() == [False] * 2 * n + [True] * 2 * n
+    assert got["clip"].tolist() == got["clip"][:n].tolist() * 4

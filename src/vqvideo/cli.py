@@ -279,13 +279,15 @@ def add_encode(sub):
     p.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="override encode.batch_size")
     p.add_argument("--mirror", action="store_true",
                    help="also encode every clip flipped left-right (training shards: twice the clips for the priors)")
+    p.add_argument("--reverse", action="store_true",
+                   help="also encode every clip played backwards (training shards; with --mirror, 4x the clips)")
 
     def run(args):
         from vqvideo.encode import encode_shard
 
         cfg = _load(args, {"batch_size": "encode.batch_size"})
         encode_shard(cfg, args.checkpoint or cfg.layout.vqvae_checkpoint, args.shard, args.out,
-                     recon=args.recon, manifest=args.manifest, mirror=args.mirror)
+                     recon=args.recon, manifest=args.manifest, mirror=args.mirror, reverse=args.reverse)
         return 0
 
     p.set_defaults(func=run)

@@ -141,6 +141,7 @@ class EncodeConfig:
     device: str = "auto"
     threads: int = 0
     mirror_train: bool = False
+    reverse_train: bool = False
 
 
 @dataclass

@@ -8,12 +8,15 @@ Output layout (paper sizes; the demo's are smaller), one row per clip in the dat
     cond_bottom  int16 [N, 2, 64, 64]   the conditioning codes never see the frames the priors must predict
     clip         int64 [N]              row of the clip in ``manifest.csv`` (the clip's id)
     mirrored     bool  [N]              the clip was flipped left-right before encoding
-    attrs        checkpoint_sha256, config_hash, cond_frames, predicted_latents, mirrored
+    reversed     bool  [N]              the clip was played backwards before encoding
+    attrs        checkpoint_sha256, config_hash, cond_frames, predicted_latents, mirrored, reversed
 
 With ``mirror`` (``vqvideo encode --mirror``; the train split when ``encode.mirror_train``) every clip is encoded
 twice, as it is and flipped left-right, in rows 0..N-1 and N..2N-1: the priors, which are data-limited on small
 datasets, get twice the clips. Mirrored footage is still footage (motion is symmetric left-right), whereas a flip
-of the codes themselves would not be: codes are not mirror-equivariant.
+of the codes themselves would not be: codes are not mirror-equivariant. ``reverse`` (``--reverse``,
+``encode.reverse_train``) likewise adds every clip played backwards, its conditioning frames re-encoded from the
+reversed clip; with both, the rows are plain, mirrored, reversed, mirrored and reversed, N each.
 
 For the evaluation split a second shard ``recon-*.h5`` holds the reconstructions in the sample-shard layout
 (``videos`` uint8 ``[N, 16, H, W, 3]``, rounded to the nearest level, and ``clip``) for FVD*.
@@ -64,7 +67,7 @@ def _device(name: str) -> torch.device:
     return choose_device(name)
 
 
-def _done(path: Path | None, sha: str, n: int, name: str, mirrored: bool = False) -> bool:
+def _done(path: Path | None, sha: str, n: int, name: str, mirrored: bool = False, reversed_: bool = False) -> bool:
     if path is None:
         return True
     if not path.exists():
@@ -72,22 +75,28 @@ def _done(path: Path | None, sha: str, n: int, name: str, mirrored: bool = False
     try:
         with h5py.File(path, "r") as f:
             return (f.attrs.get("checkpoint_sha256") == sha and f[name].shape[0] == n
-                    and bool(f.attrs.get("mirrored", False)) == mirrored)
+                    and bool(f.attrs.get("mirrored", False)) == mirrored
+                    and bool(f.attrs.get("reversed", False)) == reversed_)
     except (OSError, KeyError):
         return False
 
 
-class MirroredClips:
-    """uint8 clips ``[N, T, H, W, 3]`` (numpy or h5py dataset), read flipped left-right."""
+class TransformedClips:
+    """uint8 clips ``[N, T, H, W, 3]`` (numpy or h5py dataset), read flipped left-right and/or played backwards."""
 
-    def __init__(self, clips):
-        self.clips = clips
+    def __init__(self, clips, mirror: bool, reverse: bool):
+        self.clips, self.mirror, self.reverse = clips, mirror, reverse
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, index) -> np.ndarray:
-        return np.ascontiguousarray(np.asarray(self.clips[index])[..., ::-1, :])
+        x = np.asarray(self.clips[index])
+        if self.mirror:
+            x = x[..., ::-1, :]
+        if self.reverse:
+            x = x[..., ::-1, :, :, :]
+        return np.ascontiguousarray(x)
 
 
 @torch.inference_mode()
@@ -109,21 +118,24 @@ def encode_clips(model: VQVAE, clips: np.ndarray, cond_frames: int, batch_size: 
 
 
 def encode_shard(cfg, checkpoint: str | Path, shard: str | Path, out: str | Path, recon: str | Path | None = None,
-                 manifest: str | Path | None = None, mirror: bool = False) -> Path:
+                 manifest: str | Path | None = None, mirror: bool = False, reverse: bool = False) -> Path:
     """Encode the data shard ``shard`` into the latent shard ``out`` (and reconstructions into ``recon``);
-    ``mirror``: also every clip flipped left-right (not with ``recon``: the evaluation split is never mirrored)."""
+    ``mirror`` / ``reverse``: also every clip flipped left-right / played backwards (not with ``recon``: the
+    evaluation split is never augmented)."""
     from vqvideo.runtime.checkpoint import load_model
     from vqvideo.train.vqvae import build_vqvae
 
     shard, out = Path(shard), Path(out)
     recon = Path(recon) if recon else None
-    if mirror and recon is not None:
-        raise UserError("--mirror is for training shards; the evaluation split (--recon) is never mirrored")
+    if (mirror or reverse) and recon is not None:
+        raise UserError("--mirror and --reverse are for training shards; the evaluation split (--recon) is never "
+                        "mirrored or reversed")
     manifest = Path(manifest) if manifest else shard.parent.parent / "manifest.csv"
     sha = sha256_file(checkpoint)
     with h5py.File(shard, "r") as f:
         n = int(f["clips"].shape[0])
-    if _done(out, sha, n * (2 if mirror else 1), "top", mirror) and _done(recon, sha, n, "videos"):
+    views = [(m, r) for r in (False, True) for m in (False, True) if (mirror or not m) and (reverse or not r)]
+    if _done(out, sha, n * len(views), "top", mirror, reverse) and _done(recon, sha, n, "videos"):
         print(f"{out} is up to date")
         return out
     if cfg.encode.threads > 0:
@@ -133,19 +145,21 @@ def encode_shard(cfg, checkpoint: str | Path, shard: str | Path, out: str | Path
     model.to(device).eval()
     ids = clip_ids(manifest, shard, n)
     with h5py.File(shard, "r") as f:
-        codes = encode_clips(model, f["clips"], cfg.sampling.cond_frames, cfg.encode.batch_size, device,
-                             with_recon=recon is not None, desc=shard.name)
-        mirrored = np.zeros(n, bool)
-        if mirror:
-            flipped = encode_clips(model, MirroredClips(f["clips"]), cfg.sampling.cond_frames, cfg.encode.batch_size,
-                                   device, desc=f"{shard.name} mirrored")
-            codes = {k: np.concatenate([codes[k], flipped[k]]) for k in codes}
-            ids, mirrored = np.concatenate([ids, ids]), np.concatenate([mirrored, ~mirrored])
+        parts = []
+        for m, r in views:
+            desc = " ".join([shard.name] + ["mirrored"] * m + ["reversed"] * r)
+            clips = TransformedClips(f["clips"], m, r) if m or r else f["clips"]
+            parts.append(encode_clips(model, clips, cfg.sampling.cond_frames, cfg.encode.batch_size, device,
+                                      with_recon=recon is not None, desc=desc))
+    codes = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    ids = np.tile(ids, len(views))
+    mirrored, reversed_ = (np.repeat([v[i] for v in views], n) for i in (0, 1))
     attrs = {"checkpoint_sha256": sha, "config_hash": cfg.hash, "cond_frames": cfg.sampling.cond_frames,
-             "predicted_latents": cfg.encode.predicted_latents, "data_shard": shard.name, "mirrored": mirror}
+             "predicted_latents": cfg.encode.predicted_latents, "data_shard": shard.name, "mirrored": mirror,
+             "reversed": reverse}
     if recon is not None:
         write_shard(recon, {"videos": codes.pop("videos"), "clip": ids}, attrs)
-    write_shard(out, {**codes, "clip": ids, "mirrored": mirrored}, attrs)
+    write_shard(out, {**codes, "clip": ids, "mirrored": mirrored, "reversed": reversed_}, attrs)
     return out
 
 

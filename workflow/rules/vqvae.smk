@@ -53,10 +53,11 @@ rule encode_latents:
         **rule_resources("encode_latents"),
     params:
         configfile=CONFIGFILE,
-        mirror=lambda w: "--mirror" if w.split == "train" and config["encode"]["mirror_train"] else "",
+        augment=lambda w: " ".join(flag for flag, key in (("--mirror", "mirror_train"), ("--reverse", "reverse_train"))
+                                   if w.split == "train" and config["encode"][key]),
     shell:
         "vqvideo encode --configfile {params.configfile} --checkpoint {input.vqvae} --shard {input.shard} "
-        "--out {output} {params.mirror} > {log} 2>&1"
+        "--out {output} {params.augment} > {log} 2>&1"
 
 
 rule encode_latents_eval:
