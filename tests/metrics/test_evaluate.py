@@ -203,3 +203,16 @@ def test_best_of_k_takes_each_clips_best_sample():
     # PSNR: clip 1's lowest mean MSE is its sample 0 (50 < 60), clip 2's its sample 0 (row 2); SSIM: rows 1, 2
     assert out["best_of_k_psnr_per_frame"] == pytest.approx(list(ev.psnr_of_mse([(50 + 200) / 2, (50 + 200) / 2])))
     assert out["best_of_k_ssim"] == pytest.approx(np.mean([0.5, 0.5, 0.3, 0.3]))  # sample 1 (0.5) and sample 2 (0.3)
+
+
+def test_best_of_k_curve_takes_the_best_of_each_clips_first_k_samples():
+    """k = 1, 2 and K = 3 (not a power of two): best of the first k samples of each clip, clips in any order."""
+    mse = np.array([[100.0] * 2, [30.0] * 2, [60.0] * 2, [90.0] * 2, [20.0] * 2, [10.0] * 2])
+    ssim = np.array([[0.1] * 2, [0.6] * 2, [0.3] * 2, [0.2] * 2, [0.5] * 2, [0.4] * 2])
+    out = ev.summarize(ev.FrameScores(mse, ssim, np.array([1, 2, 1, 2, 1, 2])), best_of_k=True)
+    curve = out["best_of_k_curve"]
+    assert curve["k"] == [1, 2, 3]
+    assert curve["psnr"] == pytest.approx([float(ev.psnr_of_mse(m)) for m in ((100 + 30) / 2, (60 + 30) / 2,
+                                                                                (20 + 10) / 2)])
+    assert curve["ssim"] == pytest.approx([(0.1 + 0.6) / 2, (0.3 + 0.6) / 2, (0.5 + 0.6) / 2])
+    assert curve["psnr"][-1] == pytest.approx(out["best_of_k_psnr"])

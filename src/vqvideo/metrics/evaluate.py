@@ -403,6 +403,7 @@ AGGREGATION = {
     "ssim": "mean over videos and frames of per-frame SSIM",
     "best_of_k": "per conditioning clip, the sample with the lowest MSE over the predicted frames (for PSNR) and "
                  "the one with the highest mean SSIM (for SSIM), then aggregated as above",
+    "best_of_k_curve": "best of k for k = 1, 2, 4, ... up to K, from each clip's first k samples",
 }
 
 
@@ -431,11 +432,12 @@ class FrameScores:
     ssim: np.ndarray  # [N, T']
     clip: np.ndarray  # [N]
 
-    def best_of_k(self) -> tuple["FrameScores", "FrameScores"]:
-        """Per clip, its sample with the lowest mean MSE, and its sample with the highest mean SSIM."""
+    def best_of_k(self, k: int | None = None) -> tuple["FrameScores", "FrameScores"]:
+        """Per clip, its sample with the lowest mean MSE, and its sample with the highest mean SSIM, among its
+        first ``k`` samples (all when None): any k of the independent samples are a draw of best of k."""
         by_mse, by_ssim = [], []
         for c in np.unique(self.clip):
-            rows = np.flatnonzero(self.clip == c)
+            rows = np.flatnonzero(self.clip == c)[:k]
             by_mse.append(rows[np.argmin(self.mse[rows].mean(1))])
             by_ssim.append(rows[np.argmax(self.ssim[rows].mean(1))])
         return self._take(by_mse), self._take(by_ssim)
@@ -475,6 +477,9 @@ def summarize(scores: FrameScores, best_of_k: bool = False) -> dict:
         best = _curves(*scores.best_of_k())
         out.update({f"best_of_k_{k}": v for k, v in best.items()})
         out["k"] = float(len(scores.clip) / max(out["n_clips"], 1))
+        ks = sorted({2 ** i for i in range(int(np.log2(max(out["k"], 1))) + 1)} | {int(out["k"])})
+        curves = [_curves(*scores.best_of_k(k)) for k in ks]
+        out["best_of_k_curve"] = {"k": ks, "psnr": [c["psnr"] for c in curves], "ssim": [c["ssim"] for c in curves]}
     return out
 
 
